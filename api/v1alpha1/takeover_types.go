@@ -1,0 +1,183 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is where an incident stands.
+// +kubebuilder:validation:Enum=Detected;Fencing;Fenced;Released;WorkloadsReady;Recovered;Failed;Paused
+type Phase string
+
+// The phases of a Takeover, in the order a successful one passes them.
+const (
+	PhaseDetected       Phase = "Detected"
+	PhaseFencing        Phase = "Fencing"
+	PhaseFenced         Phase = "Fenced"
+	PhaseReleased       Phase = "Released"
+	PhaseWorkloadsReady Phase = "WorkloadsReady"
+	PhaseRecovered      Phase = "Recovered"
+	// PhaseFailed means a step failed (the reason says which); the controller
+	// retries it by policy. Nothing is released from Failed.
+	PhaseFailed Phase = "Failed"
+	// PhasePaused means a guard (storm guard, concurrency, unfenceable node)
+	// holds the takeover; it continues when the guard lifts.
+	PhasePaused Phase = "Paused"
+)
+
+// Closed reports whether the incident is over.
+func (p Phase) Closed() bool { return p == PhaseRecovered }
+
+// Strategy is how a fenced node's workloads are released.
+// +kubebuilder:validation:Enum=OutOfServiceTaint;DeleteNode;ForceDelete
+type Strategy string
+
+// The release strategies.
+const (
+	StrategyOutOfServiceTaint Strategy = "OutOfServiceTaint"
+	StrategyDeleteNode        Strategy = "DeleteNode"
+	StrategyForceDelete       Strategy = "ForceDelete"
+)
+
+// TakeoverSpec says which node the incident is about and how it is handled.
+type TakeoverSpec struct {
+	// NodeName is the node that failed.
+	NodeName string `json:"nodeName"`
+	// NodeUID is the UID of the Node object when the incident began; a node
+	// that re-registers gets a new UID.
+	// +optional
+	NodeUID string `json:"nodeUID,omitempty"`
+	// Strategy is the release strategy chosen for this incident.
+	Strategy Strategy `json:"strategy"`
+	// FenceProvider is the fence provider chosen for this node.
+	FenceProvider string `json:"fenceProvider"`
+	// DryRun records what would be done without doing it.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// PhaseTransition is one step of the timeline.
+type PhaseTransition struct {
+	Phase Phase       `json:"phase"`
+	Time  metav1.Time `json:"time"`
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// MovedPod is a pod released from the failed node.
+type MovedPod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// UID of the released pod.
+	// +optional
+	UID string `json:"uid,omitempty"`
+	// OwnerKind, OwnerName, OwnerUID and OwnerAPIVersion name the pod's
+	// controller (StatefulSet, ReplicaSet, ...), which recreates it
+	// elsewhere.
+	// +optional
+	OwnerKind string `json:"ownerKind,omitempty"`
+	// +optional
+	OwnerName string `json:"ownerName,omitempty"`
+	// +optional
+	OwnerUID string `json:"ownerUID,omitempty"`
+	// +optional
+	OwnerAPIVersion string `json:"ownerAPIVersion,omitempty"`
+	// ReplacementName is the pod that took over (the same name for a
+	// StatefulSet pod).
+	// +optional
+	ReplacementName string `json:"replacementName,omitempty"`
+	// ReplacementNode is the node the replacement runs on.
+	// +optional
+	ReplacementNode string `json:"replacementNode,omitempty"`
+	// ReadyTime is when the replacement was first seen Ready.
+	// +optional
+	ReadyTime *metav1.Time `json:"readyTime,omitempty"`
+}
+
+// TakeoverStatus is the persisted state of the incident.
+type TakeoverStatus struct {
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// Reason is a one-word cause of the current phase.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message says the same in words.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Timeline holds every phase change, oldest first.
+	// +optional
+	Timeline []PhaseTransition `json:"timeline,omitempty"`
+	// Heartbeat is the node's last heartbeat when the incident was detected
+	// (its Lease renewTime and Ready lastHeartbeatTime, as the kubelet wrote
+	// them). Right before any destructive call the live Node and Lease are
+	// compared with it: a different value means the node is alive, and
+	// nothing is released.
+	// +optional
+	Heartbeat string `json:"heartbeat,omitempty"`
+	// BootID is the node's bootID when the incident began.
+	// +optional
+	BootID string `json:"bootID,omitempty"`
+	// RebootRequired is true when the node was fenced by cutting its power or
+	// by its own watchdog: its return must show a new bootID before liberator
+	// removes its taint.
+	// +optional
+	RebootRequired bool `json:"rebootRequired,omitempty"`
+	// FenceAttempts counts fence calls made for this incident.
+	// +optional
+	FenceAttempts int32 `json:"fenceAttempts,omitempty"`
+	// FenceOutput is the fence provider's last output, secrets redacted.
+	// +optional
+	FenceOutput string `json:"fenceOutput,omitempty"`
+	// NextRetryTime is when a failed step is tried again.
+	// +optional
+	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
+	// MovedPods lists the pods released from the node and their replacements.
+	// +optional
+	MovedPods []MovedPod `json:"movedPods,omitempty"`
+	// ReleasedVolumeAttachments lists the VolumeAttachments deleted.
+	// +optional
+	ReleasedVolumeAttachments []string `json:"releasedVolumeAttachments,omitempty"`
+	// Conditions hold guard states such as StormGuard.
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Takeover records one node failure and its handling. It is cluster-scoped;
+// its name is the node's name and a detection timestamp.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=tko
+// +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
+// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategy`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Takeover struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   TakeoverSpec   `json:"spec,omitempty"`
+	Status TakeoverStatus `json:"status,omitempty"`
+}
+
+// TakeoverList is a list of Takeovers.
+//
+// +kubebuilder:object:root=true
+type TakeoverList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Takeover `json:"items"`
+}
+
+// PhaseTime returns when the takeover first entered phase p, or nil.
+func (t *Takeover) PhaseTime(p Phase) *metav1.Time {
+	for i := range t.Status.Timeline {
+		if t.Status.Timeline[i].Phase == p {
+			return &t.Status.Timeline[i].Time
+		}
+	}
+	return nil
+}

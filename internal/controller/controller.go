@@ -1,0 +1,481 @@
+// Package controller is liberator's takeover controller: informers observe
+// Nodes, their Leases, Pods, VolumeAttachments and Takeovers; a per-node
+// reconciler reads the caches, asks internal/decide what to do, and carries
+// the decision out, recording every step on the node's Takeover.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/fence"
+	"github.com/liberator-dev/liberator/internal/metrics"
+	"github.com/liberator-dev/liberator/internal/release"
+)
+
+// Index names of the informer caches.
+const (
+	byNode  = "node"
+	byOwner = "owner"
+)
+
+// Options are the controller's dependencies, injected.
+type Options struct {
+	Config   *config.Config
+	Kube     kubernetes.Interface
+	Client   client.WithWatch // Takeover objects
+	Clock    clock.WithTicker
+	Metrics  *metrics.Metrics
+	Recorder record.EventRecorder
+	Log      logr.Logger
+	// Fencer returns the fencer for a class; nil means fence.For.
+	Fencer func(config.FenceClass) (fence.Fencer, error)
+	// Workers is the number of nodes reconciled at once (default 4).
+	Workers int
+	// Tick is how often in-memory heartbeat ages are scanned (default 1 s).
+	Tick time.Duration
+	// StepTimeout bounds one step's API calls (default 30 s, plus the fence
+	// timeout for fence steps).
+	StepTimeout time.Duration
+}
+
+// Controller is the takeover controller.
+type Controller struct {
+	cfg      *config.Config
+	kube     kubernetes.Interface
+	client   client.WithWatch
+	clock    clock.WithTicker
+	m        *metrics.Metrics
+	recorder record.EventRecorder
+	log      logr.Logger
+	fencer   func(config.FenceClass) (fence.Fencer, error)
+	workers  int
+	tick     time.Duration
+	stepTO   time.Duration
+
+	selector labels.Selector
+	health   *healthTracker
+	api      apiGuard
+	queue    workqueue.TypedRateLimitingInterface[string]
+
+	factory      informers.SharedInformerFactory
+	leaseFactory informers.SharedInformerFactory
+	nodes        cache.SharedIndexInformer
+	leases       cache.SharedIndexInformer
+	pods         cache.SharedIndexInformer
+	vas          cache.SharedIndexInformer
+	takeovers    cache.SharedIndexInformer
+
+	// counts is the last tick's eligible/unhealthy tally (for metrics and
+	// storm transitions); decisions on incidents recount.
+	counts  atomic.Pointer[tally]
+	stormOn atomic.Bool
+	synced  atomic.Bool
+	leading atomic.Bool
+}
+
+type tally struct{ eligible, unhealthy int }
+
+// New builds the controller and its informers; Start runs the informers and
+// Run does the work.
+func New(o Options) (*Controller, error) {
+	if o.Config == nil || o.Kube == nil || o.Client == nil {
+		return nil, fmt.Errorf("controller: config, kube client and takeover client are required")
+	}
+	sel, err := labels.Parse(o.Config.NodeSelector)
+	if err != nil {
+		return nil, fmt.Errorf("nodeSelector: %w", err)
+	}
+	c := &Controller{
+		cfg: o.Config, kube: o.Kube, client: o.Client, clock: o.Clock, m: o.Metrics, recorder: o.Recorder,
+		log: o.Log, fencer: o.Fencer, workers: o.Workers, tick: o.Tick, stepTO: o.StepTimeout,
+		selector: sel,
+	}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	if c.m == nil {
+		c.m = metrics.New()
+	}
+	if c.recorder == nil {
+		c.recorder = &record.FakeRecorder{}
+	}
+	if c.fencer == nil {
+		c.fencer = fence.For
+	}
+	if c.workers <= 0 {
+		c.workers = 4
+	}
+	if c.tick <= 0 {
+		c.tick = time.Second
+	}
+	if c.stepTO <= 0 {
+		c.stepTO = 30 * time.Second
+	}
+	c.health = newHealthTracker(c.clock)
+	c.api.threshold = int32(o.Config.APIGuard.FailureThreshold)
+	c.counts.Store(&tally{})
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodes"})
+
+	c.factory = informers.NewSharedInformerFactoryWithOptions(o.Kube, 0, informers.WithTransform(slim))
+	c.leaseFactory = informers.NewSharedInformerFactoryWithOptions(o.Kube, 0,
+		informers.WithNamespace(release.NodeLeaseNamespace), informers.WithTransform(slim))
+	c.nodes = c.factory.Core().V1().Nodes().Informer()
+	c.pods = c.factory.Core().V1().Pods().Informer()
+	c.vas = c.factory.Storage().V1().VolumeAttachments().Informer()
+	c.leases = c.leaseFactory.Coordination().V1().Leases().Informer()
+	if err := c.pods.AddIndexers(cache.Indexers{byNode: podNodeIndex, byOwner: podOwnerIndex}); err != nil {
+		return nil, err
+	}
+	if err := c.vas.AddIndexers(cache.Indexers{byNode: vaNodeIndex}); err != nil {
+		return nil, err
+	}
+	c.takeovers = cache.NewSharedIndexInformer(c.takeoverListWatch(), &v1alpha1.Takeover{}, 0,
+		cache.Indexers{byNode: takeoverNodeIndex})
+	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers} {
+		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			c.apiResult("watch", err)
+		})
+	}
+	if err := c.addHandlers(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) takeoverListWatch() *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			l := &v1alpha1.TakeoverList{}
+			err := c.client.List(ctx, l, &client.ListOptions{Raw: &opts})
+			return l, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.client.Watch(ctx, &v1alpha1.TakeoverList{}, &client.ListOptions{Raw: &opts})
+		},
+	}
+}
+
+func (c *Controller) addHandlers() error {
+	window := c.cfg.UnhealthyAfter.Duration
+	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.onNode(o) },
+		UpdateFunc: func(_, o any) { c.onNode(o) },
+		DeleteFunc: func(o any) {
+			if n, ok := tombstone(o).(*corev1.Node); ok {
+				c.health.forgetNode(n.Name)
+				c.queue.Add(n.Name)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	if _, err := c.leases.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.onLease(o, window) },
+		UpdateFunc: func(_, o any) { c.onLease(o, window) },
+		DeleteFunc: func(o any) {
+			if l, ok := tombstone(o).(*coordinationv1.Lease); ok {
+				c.health.forgetLease(l.Name)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	podChanged := func(any) { c.enqueueReleased() }
+	if _, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged,
+	}); err != nil {
+		return err
+	}
+	tkChanged := func(o any) {
+		if t, ok := tombstone(o).(*v1alpha1.Takeover); ok {
+			c.queue.Add(t.Spec.NodeName)
+		}
+	}
+	_, err := c.takeovers.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: tkChanged, UpdateFunc: func(_, o any) { tkChanged(o) }, DeleteFunc: tkChanged,
+	})
+	return err
+}
+
+func tombstone(o any) any {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return o
+}
+
+func (c *Controller) onNode(o any) {
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return
+	}
+	c.health.observeNode(n.Name, nodeReady(n))
+	c.queue.Add(n.Name)
+}
+
+func (c *Controller) onLease(o any, window time.Duration) {
+	l, ok := o.(*coordinationv1.Lease)
+	if !ok {
+		return
+	}
+	renew := ""
+	if l.Spec.RenewTime != nil {
+		renew = l.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
+	}
+	c.health.observeLease(l.Name, renew, window)
+	// A renewal matters at once only to a node with an open incident (its
+	// heartbeat resumed); healthy nodes are looked at by the tick.
+	if c.openTakeover(l.Name) != nil {
+		c.queue.Add(l.Name)
+	}
+}
+
+// enqueueReleased queues the nodes whose released workloads are being
+// watched.
+func (c *Controller) enqueueReleased() {
+	for _, o := range c.takeovers.GetStore().List() {
+		t := o.(*v1alpha1.Takeover)
+		if t.Status.Phase == v1alpha1.PhaseReleased {
+			c.queue.Add(t.Spec.NodeName)
+		}
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podNodeIndex(o any) ([]string, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok || p.Spec.NodeName == "" {
+		return nil, nil
+	}
+	return []string{p.Spec.NodeName}, nil
+}
+
+func podOwnerIndex(o any) ([]string, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return nil, nil
+}
+
+func vaNodeIndex(o any) ([]string, error) {
+	va, ok := o.(*storagev1.VolumeAttachment)
+	if !ok {
+		return nil, nil
+	}
+	return []string{va.Spec.NodeName}, nil
+}
+
+func takeoverNodeIndex(o any) ([]string, error) {
+	t, ok := o.(*v1alpha1.Takeover)
+	if !ok {
+		return nil, nil
+	}
+	return []string{t.Spec.NodeName}, nil
+}
+
+// Start runs the informers and waits for their caches. Standby replicas run
+// them too, so a new leader acts on a warm cache.
+func (c *Controller) Start(ctx context.Context) error {
+	c.factory.Start(ctx.Done())
+	c.leaseFactory.Start(ctx.Done())
+	go c.takeovers.RunWithContext(ctx)
+	c.log.Info("waiting for informer caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced, c.leases.HasSynced, c.pods.HasSynced, c.vas.HasSynced, c.takeovers.HasSynced) {
+		return fmt.Errorf("informer caches did not sync: %w", ctx.Err())
+	}
+	c.synced.Store(true)
+	c.log.Info("informer caches synced", "nodes", len(c.nodes.GetStore().ListKeys()), "pods", len(c.pods.GetStore().ListKeys()))
+	return nil
+}
+
+// Leading reports whether Run is under way.
+func (c *Controller) Leading() bool { return c.leading.Load() }
+
+// Synced reports whether the caches have synced (readiness).
+func (c *Controller) Synced() bool { return c.synced.Load() }
+
+// Run reconciles nodes until ctx is cancelled. It must only run on the
+// leader. On cancellation it stops taking new work, lets the steps under way
+// finish (each is bounded by its timeout) and returns.
+func (c *Controller) Run(ctx context.Context) {
+	c.leading.Store(true)
+	c.m.IsLeader.Set(1)
+	defer func() {
+		c.leading.Store(false)
+		c.m.IsLeader.Set(0)
+	}()
+	// Every known node is looked at once on becoming leader.
+	for _, name := range c.nodes.GetStore().ListKeys() {
+		c.queue.Add(name)
+	}
+	for _, o := range c.takeovers.GetStore().List() {
+		c.queue.Add(o.(*v1alpha1.Takeover).Spec.NodeName)
+	}
+	var wg sync.WaitGroup
+	for range c.workers {
+		wg.Go(func() {
+			for c.processNext() {
+			}
+		})
+	}
+	ticker := c.clock.NewTicker(c.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.log.Info("stopping: finishing the steps under way")
+			c.queue.ShutDownWithDrain()
+			wg.Wait()
+			c.log.Info("stopped")
+			return
+		case <-ticker.C():
+			c.scan()
+		}
+	}
+}
+
+// scan tallies health on the controller's clock, publishes it, reports storm
+// transitions, and queues every unhealthy eligible node.
+func (c *Controller) scan() {
+	window := c.cfg.UnhealthyAfter.Duration
+	var t tally
+	var unhealthy []string
+	c.health.each(window, func(name string, v nodeView) {
+		if !v.hasNode {
+			return
+		}
+		node := c.cachedNode(name)
+		if node == nil {
+			return
+		}
+		if ok, _ := c.eligible(node); !ok {
+			return
+		}
+		t.eligible++
+		if isUnhealthy(v, window) {
+			t.unhealthy++
+			unhealthy = append(unhealthy, name)
+		}
+	})
+	c.counts.Store(&t)
+	c.m.EligibleNodes.Set(float64(t.eligible))
+	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
+	c.updateStorm(t)
+	for _, name := range unhealthy {
+		c.queue.Add(name)
+	}
+	c.publishPhases()
+}
+
+func (c *Controller) updateStorm(t tally) {
+	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
+	on := t.unhealthy > limit
+	if was := c.stormOn.Swap(on); was == on {
+		return
+	}
+	if on {
+		c.m.StormGuardActive.Set(1)
+		c.m.StormGuardTrips.Inc()
+		c.log.Info("storm guard on: nothing is remediated", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
+	} else {
+		c.m.StormGuardActive.Set(0)
+		c.log.Info("storm guard off", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
+	}
+}
+
+func (c *Controller) publishPhases() {
+	counts := map[v1alpha1.Phase]int{}
+	for _, o := range c.takeovers.GetStore().List() {
+		counts[o.(*v1alpha1.Takeover).Status.Phase]++
+	}
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased,
+		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseRecovered, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
+		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(counts[p]))
+	}
+}
+
+func (c *Controller) processNext() bool {
+	name, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(name)
+	// Steps run to completion even when the controller is told to stop: each
+	// is bounded by its own timeout, and the next leader resumes from the
+	// Takeover.
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTO)
+	defer cancel()
+	after, err := c.reconcile(ctx, name)
+	switch {
+	case err != nil:
+		c.log.Error(err, "reconcile failed; retrying with backoff", "node", name)
+		c.queue.AddRateLimited(name)
+	case after > 0:
+		c.queue.Forget(name)
+		c.queue.AddAfter(name, after)
+	default:
+		c.queue.Forget(name)
+	}
+	return true
+}
+
+// apiGuard counts consecutive failed API calls.
+type apiGuard struct {
+	threshold int32
+	failures  atomic.Int32
+}
+
+func (g *apiGuard) healthy() bool { return g.failures.Load() < g.threshold }
+
+func (c *Controller) apiResult(op string, err error) {
+	// NotFound, Conflict and AlreadyExists are answers, not failures.
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		if c.api.failures.Swap(0) >= c.api.threshold {
+			c.m.APIGuardActive.Set(0)
+			c.log.Info("API guard off: API calls succeed again")
+		}
+		return
+	}
+	c.m.APIErrors.WithLabelValues(op).Inc()
+	if n := c.api.failures.Add(1); n == c.api.threshold {
+		c.m.APIGuardActive.Set(1)
+		c.log.Info("API guard on: the controller's API calls are failing; nothing is remediated", "failures", n, "lastError", err.Error())
+	}
+}

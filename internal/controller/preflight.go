@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/release"
+)
+
+// Permission is one API permission the controller uses. The list below is
+// the single source of the controller's RBAC: the shipped ClusterRole and
+// Roles grant exactly these, and a test holds them equal.
+type Permission struct {
+	Group, Resource, Verb string
+	// Namespace is empty for a cluster-wide permission.
+	Namespace string
+	// Name restricts the permission to one object, when set.
+	Name string
+	// Why says which step needs it.
+	Why string
+}
+
+// Permissions returns what the controller needs; leaderNamespace and
+// leaderName name its leader election Lease.
+func Permissions(leaderNamespace, leaderName string) []Permission {
+	p := []Permission{}
+	add := func(group, resource, ns, name, why string, verbs ...string) {
+		for _, v := range verbs {
+			p = append(p, Permission{Group: group, Resource: resource, Verb: v, Namespace: ns, Name: name, Why: why})
+		}
+	}
+	add("", "nodes", "", "", "observe nodes, re-read them live before a release", "get", "list", "watch")
+	add("", "nodes", "", "", "out-of-service taint and its removal", "patch")
+	add("", "nodes", "", "", "DeleteNode strategy", "delete")
+	add("", "pods", "", "", "observe pods, force-delete a fenced node's pods", "list", "watch", "delete")
+	add("storage.k8s.io", "volumeattachments", "", "", "observe and delete a fenced node's VolumeAttachments", "list", "watch", "delete")
+	add("", "events", "", "", "events on nodes and workloads", "create", "patch")
+	add(v1alpha1.GroupVersion.Group, "takeovers", "", "", "incident records", "get", "list", "watch", "create")
+	add(v1alpha1.GroupVersion.Group, "takeovers/status", "", "", "incident state", "update")
+	add("coordination.k8s.io", "leases", release.NodeLeaseNamespace, "", "node heartbeats", "get", "list", "watch")
+	add("coordination.k8s.io", "leases", leaderNamespace, leaderName, "leader election", "get", "update")
+	add("coordination.k8s.io", "leases", leaderNamespace, "", "leader election", "create")
+	return p
+}
+
+func (p Permission) String() string {
+	r := p.Resource
+	if p.Group != "" {
+		r += "." + p.Group
+	}
+	where := "cluster-wide"
+	if p.Namespace != "" {
+		where = "in namespace " + p.Namespace
+	}
+	if p.Name != "" {
+		r += " named " + p.Name
+	}
+	return fmt.Sprintf("%s %s %s", p.Verb, r, where)
+}
+
+// Preflight checks, before the controller starts, that the Takeover CRD is
+// installed and that every permission is granted. It returns one error line
+// naming what is missing and how to fix it.
+func Preflight(ctx context.Context, kube kubernetes.Interface, leaderNamespace, leaderName string) error {
+	gv := v1alpha1.GroupVersion.String()
+	res, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	if apierrors.IsNotFound(err) || (err == nil && !hasResource(res.APIResources, "takeovers")) {
+		return errors.New("the Takeover CRD (takeovers.liberator.dev) is not installed: apply config/crd (kubectl apply -k config/crd) or install the Helm chart, then restart")
+	}
+	if err != nil {
+		return fmt.Errorf("cannot reach the API server to check the Takeover CRD: %w", err)
+	}
+	var missing []string
+	for _, p := range Permissions(leaderNamespace, leaderName) {
+		r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Group: p.Group, Resource: strings.Split(p.Resource, "/")[0], Subresource: subresource(p.Resource), Verb: p.Verb, Namespace: p.Namespace, Name: p.Name,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("cannot check permissions (SelfSubjectAccessReview): %w", err)
+		}
+		if !r.Status.Allowed {
+			missing = append(missing, p.String()+" ("+p.Why+")")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("RBAC forbids what the controller needs: %s; apply config/rbac (kubectl apply -k config/default) or the Helm chart", strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+func hasResource(list []metav1.APIResource, name string) bool {
+	for _, r := range list {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func subresource(r string) string {
+	if i := strings.IndexByte(r, '/'); i >= 0 {
+		return r[i+1:]
+	}
+	return ""
+}

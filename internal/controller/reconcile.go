@@ -1,0 +1,173 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/decide"
+)
+
+// Labels by which Kubernetes marks control-plane nodes.
+var controlPlaneLabels = []string{"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
+
+// reconcile looks at one node: read the caches, decide, act. It returns when
+// to look again, or an error to retry with backoff.
+func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration, error) {
+	node := c.cachedNode(name)
+	tk := c.openTakeover(name)
+	if tk != nil {
+		// An incident is under way: act on the API server's copy, never on
+		// a cache that may lag behind our own last write.
+		live, err := c.getLive(ctx, tk.Name)
+		if err != nil {
+			return 0, err
+		}
+		if live == nil || live.Status.Phase.Closed() {
+			tk = nil
+		} else {
+			tk = live
+		}
+	}
+	in := c.input(name, node, tk)
+	d := decide.Decide(in)
+	c.m.Decisions.WithLabelValues(string(d.Action)).Inc()
+	log := c.log.WithValues("node", name, "action", d.Action, "reason", d.Reason)
+	if d.Action != decide.None {
+		log.V(1).Info("decision", "message", d.Message)
+	}
+	switch d.Action {
+	case decide.None:
+		return d.RequeueAfter, nil
+	case decide.Open:
+		return c.open(ctx, node, d)
+	case decide.Pause:
+		return c.pause(ctx, tk, d)
+	case decide.ReportDryRun:
+		return c.reportDryRun(ctx, tk, node)
+	case decide.Fence:
+		return c.fence(ctx, tk, node)
+	case decide.Release:
+		return c.release(ctx, tk)
+	case decide.TrackWorkloads:
+		return c.track(ctx, tk)
+	case decide.Recover:
+		return c.recover(ctx, tk)
+	case decide.Abort:
+		return c.abort(ctx, tk, d)
+	}
+	return 0, nil
+}
+
+func (c *Controller) cachedNode(name string) *corev1.Node {
+	o, ok, _ := c.nodes.GetStore().GetByKey(name)
+	if !ok {
+		return nil
+	}
+	return o.(*corev1.Node)
+}
+
+// eligible applies the selector, control-plane and opt-out rules.
+func (c *Controller) eligible(n *corev1.Node) (bool, string) {
+	if n.Labels[c.cfg.OptOutLabel] == "true" {
+		return false, "opted out with label " + c.cfg.OptOutLabel + "=true"
+	}
+	if !c.cfg.IncludeControlPlane {
+		for _, l := range controlPlaneLabels {
+			if _, ok := n.Labels[l]; ok {
+				return false, "control-plane node (includeControlPlane is false)"
+			}
+		}
+	}
+	if !c.selector.Empty() && !c.selector.Matches(labels.Set(n.Labels)) {
+		return false, "outside nodeSelector " + c.selector.String()
+	}
+	return true, ""
+}
+
+func isUnhealthy(v nodeView, window time.Duration) bool {
+	bad, _ := decide.Unhealthy(decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}, window)
+	return bad
+}
+
+// fenceClass returns the node's fence class, or nil.
+func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {
+	if n == nil {
+		return nil
+	}
+	return c.cfg.ClassFor(n.Name, n.Labels)
+}
+
+// input gathers what decide needs for one node.
+func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover) decide.Input {
+	window := c.cfg.UnhealthyAfter.Duration
+	v := c.health.view(name, window)
+	n := decide.Node{Name: name, Exists: node != nil}
+	if node != nil {
+		n.UID, n.BootID = string(node.UID), node.Status.NodeInfo.BootID
+		n.Eligible, n.IneligibleReason = c.eligible(node)
+		n.HasLease, n.LeaseStaleFor = v.hasLease, v.leaseStale
+		n.Ready, n.NotReadyFor, n.HealthyFor = v.ready, v.notReadyFor, v.healthyFor
+		if !v.hasNode { // seen by the lister before the handler ran
+			n.Ready = nodeReady(node)
+		}
+		if fc := c.fenceClass(node); fc != nil {
+			n.FenceProvider = fc.Provider
+		}
+	}
+	t := *c.counts.Load()
+	if tk != nil {
+		// Guards on an incident use a fresh count, not the last tick's.
+		t = c.countNow()
+	}
+	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
+	return decide.Input{
+		Now:      c.clock.Now(),
+		Node:     n,
+		Incident: incident(tk),
+		Cluster:  decide.Cluster{Eligible: t.eligible, Unhealthy: t.unhealthy, APIHealthy: c.api.healthy(), Active: c.active(name)},
+		Policy: decide.Policy{
+			UnhealthyAfter: window, HealthyDelay: c.cfg.HealthyDelay.Duration,
+			MaxUnhealthy: limit, MaxConcurrent: c.cfg.MaxConcurrent, MaxAttempts: c.cfg.Retry.MaxAttempts, DryRun: c.cfg.DryRun,
+		},
+	}
+}
+
+func (c *Controller) countNow() tally {
+	window := c.cfg.UnhealthyAfter.Duration
+	var t tally
+	c.health.each(window, func(name string, v nodeView) {
+		if !v.hasNode {
+			return
+		}
+		if node := c.cachedNode(name); node == nil {
+			return
+		} else if ok, _ := c.eligible(node); !ok {
+			return
+		}
+		t.eligible++
+		if isUnhealthy(v, window) {
+			t.unhealthy++
+		}
+	})
+	return t
+}
+
+// active counts other incidents in Fencing or Fenced.
+func (c *Controller) active(except string) int {
+	n := 0
+	for _, o := range c.takeovers.GetStore().List() {
+		t := o.(*v1alpha1.Takeover)
+		if t.Spec.NodeName == except {
+			continue
+		}
+		if t.Status.Phase == v1alpha1.PhaseFencing || t.Status.Phase == v1alpha1.PhaseFenced {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
+)
+
+// NodeLabel is set on every Takeover to the node's name (when it is a valid
+// label value), for kubectl users.
+const NodeLabel = "liberator.dev/node"
+
+// openTakeover returns the cached open Takeover of a node, or nil.
+func (c *Controller) openTakeover(node string) *v1alpha1.Takeover {
+	objs, _ := c.takeovers.GetIndexer().ByIndex(byNode, node)
+	var open *v1alpha1.Takeover
+	for _, o := range objs {
+		t := o.(*v1alpha1.Takeover)
+		if t.Status.Phase.Closed() {
+			continue
+		}
+		if open == nil || t.CreationTimestamp.After(open.CreationTimestamp.Time) {
+			open = t
+		}
+	}
+	return open
+}
+
+// liveOpenTakeover lists the node's Takeovers from the API server and returns
+// the open one, so a lagging cache never opens a second incident.
+func (c *Controller) liveOpenTakeover(ctx context.Context, node string) (*v1alpha1.Takeover, error) {
+	l := &v1alpha1.TakeoverList{}
+	err := c.client.List(ctx, l, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", node)})
+	c.apiResult("listTakeovers", err)
+	if err != nil {
+		return nil, err
+	}
+	for i := range l.Items {
+		if !l.Items[i].Status.Phase.Closed() {
+			return &l.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// incident is what decide needs of a Takeover.
+func incident(t *v1alpha1.Takeover) *decide.Incident {
+	if t == nil {
+		return nil
+	}
+	s := t.Status
+	inc := &decide.Incident{
+		Phase:          decide.Phase(s.Phase),
+		NodeUID:        t.Spec.NodeUID,
+		Fenced:         t.PhaseTime(v1alpha1.PhaseFenced) != nil,
+		Released:       t.PhaseTime(v1alpha1.PhaseReleased) != nil,
+		RebootRequired: s.RebootRequired,
+		BootID:         s.BootID,
+		DryRun:         t.Spec.DryRun,
+		Reported:       s.Reason == decide.ReasonDryRun,
+		FenceAttempts:  int(s.FenceAttempts),
+		WorkloadsReady: t.PhaseTime(v1alpha1.PhaseWorkloadsReady) != nil,
+		DeleteNode:     t.Spec.Strategy == v1alpha1.StrategyDeleteNode,
+	}
+	if s.NextRetryTime != nil {
+		inc.NextRetry = s.NextRetryTime.Time
+	}
+	return inc
+}
+
+// takeoverName is the node's name and the detection time, kept within the
+// object name limit.
+func takeoverName(node string, now time.Time) string {
+	suffix := "-" + now.UTC().Format("20060102-150405")
+	if max := 253 - len(suffix); len(node) > max {
+		node = strings.TrimRight(node[:max], "-.")
+	}
+	return node + suffix
+}
+
+// setPhase moves t to phase (appending to the timeline when the phase or
+// reason changes) and writes the status. The write carries t's
+// resourceVersion, so two writers cannot both succeed.
+func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v1alpha1.Phase, reason, msg string) error {
+	now := metav1.NewTime(c.clock.Now())
+	s := &t.Status
+	last := len(s.Timeline) - 1
+	if last < 0 || s.Timeline[last].Phase != phase || s.Timeline[last].Reason != reason {
+		s.Timeline = append(s.Timeline, v1alpha1.PhaseTransition{Phase: phase, Time: now, Reason: reason, Message: msg})
+		if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil && phase != v1alpha1.PhasePaused && phase != v1alpha1.PhaseFailed {
+			c.m.PhaseSeconds.WithLabelValues(string(phase)).Observe(now.Sub(d.Time).Seconds())
+		}
+		c.m.TakeoversTotal.WithLabelValues(string(phase), resultOf(phase, reason)).Inc()
+	}
+	s.Phase, s.Reason, s.Message = phase, reason, msg
+	storm := metav1.Condition{Type: "StormGuard", Status: metav1.ConditionFalse, Reason: "Clear", Message: "remediation allowed", LastTransitionTime: now}
+	if reason == decide.ReasonStormGuard {
+		storm.Status, storm.Reason, storm.Message = metav1.ConditionTrue, decide.ReasonStormGuard, msg
+	}
+	meta.SetStatusCondition(&s.Conditions, storm)
+	return c.writeStatus(ctx, t)
+}
+
+func resultOf(phase v1alpha1.Phase, reason string) string {
+	switch {
+	case phase == v1alpha1.PhaseFailed:
+		return "failed"
+	case phase == v1alpha1.PhasePaused:
+		return "paused"
+	case phase == v1alpha1.PhaseRecovered && reason != decide.ReasonNodeRecovered:
+		return "aborted"
+	}
+	return "success"
+}
+
+func (c *Controller) writeStatus(ctx context.Context, t *v1alpha1.Takeover) error {
+	err := c.client.Status().Update(ctx, t)
+	c.apiResult("updateTakeoverStatus", err)
+	if err != nil {
+		return fmt.Errorf("update Takeover %s status: %w", t.Name, err)
+	}
+	return nil
+}
+
+// getLive re-reads a Takeover from the API server.
+func (c *Controller) getLive(ctx context.Context, name string) (*v1alpha1.Takeover, error) {
+	t := &v1alpha1.Takeover{}
+	err := c.client.Get(ctx, client.ObjectKey{Name: name}, t)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	c.apiResult("getTakeover", err)
+	return t, err
+}
+
+// nodeRef is the event target for a node.
+func nodeRef(name string) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: "" /* events about a node may outlive its object */}
+}

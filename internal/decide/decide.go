@@ -1,0 +1,347 @@
+// Package decide holds liberator's decision logic: a pure function from the
+// observed state of one node, its open incident, the cluster and the policy,
+// at a given instant, to the next action. It imports no client and performs
+// no side effects; the controller carries the decision out.
+package decide
+
+import (
+	"fmt"
+	"time"
+)
+
+// Action is what the controller does next for a node.
+type Action string
+
+// The actions, in the order an incident meets them.
+const (
+	// None: nothing to do; RequeueAfter, when set, says when to look again.
+	None Action = "None"
+	// Open records a new incident (a Takeover in phase Detected).
+	Open Action = "Open"
+	// Pause holds the incident (phase Paused) for the reason given.
+	Pause Action = "Pause"
+	// Fence proves the node is off through its fence provider.
+	Fence Action = "Fence"
+	// Release frees the fenced node's workloads by the configured strategy.
+	Release Action = "Release"
+	// TrackWorkloads watches the released pods come back Ready elsewhere.
+	TrackWorkloads Action = "TrackWorkloads"
+	// Recover removes what liberator added to the node and closes the incident.
+	Recover Action = "Recover"
+	// Abort closes an incident whose node came back before it was released.
+	Abort Action = "Abort"
+	// ReportDryRun records what would be done, in dry-run mode.
+	ReportDryRun Action = "ReportDryRun"
+)
+
+// Reasons given with decisions. They appear in Takeover status, events and
+// logs.
+const (
+	ReasonHealthy             = "Healthy"
+	ReasonNotEligible         = "NotEligible"
+	ReasonLeaseExpired        = "LeaseExpired"
+	ReasonNotReady            = "NotReady"
+	ReasonWithinGrace         = "WithinGraceWindow"
+	ReasonStormGuard          = "StormGuard"
+	ReasonAPIUnreliable       = "APIUnreliable"
+	ReasonUnfenceable         = "Unfenceable"
+	ReasonMaxConcurrent       = "MaxConcurrent"
+	ReasonRetryBackoff        = "RetryBackoff"
+	ReasonRetriesExhausted    = "RetriesExhausted"
+	ReasonHeartbeatResumed    = "HeartbeatResumed"
+	ReasonOptedOut            = "OptedOut"
+	ReasonDryRun              = "DryRun"
+	ReasonFenced              = "Fenced"
+	ReasonAwaitingWorkloads   = "AwaitingWorkloads"
+	ReasonWorkloadsReady      = "WorkloadsReady"
+	ReasonAwaitingNode        = "AwaitingNodeReturn"
+	ReasonAwaitingReboot      = "AwaitingReboot"
+	ReasonAwaitingHealthy     = "AwaitingHealthyDelay"
+	ReasonNodeRecovered       = "NodeRecovered"
+	ReasonClosed              = "Closed"
+	ReasonNodeGoneBeforeFence = "NodeDeleted"
+)
+
+// Phase mirrors the Takeover phases (kept as strings so this package does
+// not import the API types).
+type Phase string
+
+// Takeover phases.
+const (
+	PhaseDetected       Phase = "Detected"
+	PhaseFencing        Phase = "Fencing"
+	PhaseFenced         Phase = "Fenced"
+	PhaseReleased       Phase = "Released"
+	PhaseWorkloadsReady Phase = "WorkloadsReady"
+	PhaseRecovered      Phase = "Recovered"
+	PhaseFailed         Phase = "Failed"
+	PhasePaused         Phase = "Paused"
+)
+
+// Node is what the controller observed of a node. Durations are measured on
+// the controller's own monotonic clock.
+type Node struct {
+	Name string
+	// Exists is false when there is no Node object (deleted, or not yet
+	// re-registered).
+	Exists bool
+	// UID of the Node object.
+	UID string
+	// Eligible is false for nodes liberator must not touch: control-plane
+	// nodes (by default), nodes outside the selector, nodes opted out.
+	Eligible bool
+	// IneligibleReason says why, when Eligible is false.
+	IneligibleReason string
+	// HasLease is true when the node has a Lease in kube-node-lease.
+	HasLease bool
+	// LeaseStaleFor is how long since the controller last saw the Lease's
+	// renewTime change (or first saw the Lease).
+	LeaseStaleFor time.Duration
+	// Ready is the observed Ready condition is True.
+	Ready bool
+	// NotReadyFor is how long Ready has been continuously observed not True.
+	NotReadyFor time.Duration
+	// HealthyFor is how long the node has been continuously healthy (lease
+	// renewing and Ready True), zero when it is not.
+	HealthyFor time.Duration
+	// BootID is status.nodeInfo.bootID.
+	BootID string
+	// FenceProvider is the provider of the node's fence class, "" when no
+	// class matches (the node is unfenceable).
+	FenceProvider string
+}
+
+// Incident is what the controller knows of the node's open Takeover.
+type Incident struct {
+	Phase Phase
+	// NodeUID is the UID of the Node when the incident opened.
+	NodeUID string
+	// Fenced is true once fencing succeeded for this incident; it stays true
+	// through Paused and Failed, so a resumed incident is never fenced twice.
+	Fenced bool
+	// Released is true once the release step completed.
+	Released bool
+	// RebootRequired: recovery needs a bootID other than BootID.
+	RebootRequired bool
+	BootID         string
+	// DryRun incidents only report.
+	DryRun bool
+	// Reported is true once a dry-run incident recorded its report.
+	Reported bool
+	// FenceAttempts made so far, and when the next may start.
+	FenceAttempts int
+	NextRetry     time.Time
+	// WorkloadsReady: every released pod with an owner is Ready elsewhere (or
+	// the workload timeout passed).
+	WorkloadsReady bool
+	// DeleteNode is true when the strategy deletes the Node object.
+	DeleteNode bool
+}
+
+// Cluster is the view across nodes that the guards need.
+type Cluster struct {
+	// Eligible and Unhealthy count eligible nodes and the unhealthy ones among
+	// them.
+	Eligible, Unhealthy int
+	// APIHealthy is false while the controller's own API calls fail.
+	APIHealthy bool
+	// Active counts other incidents between fencing and release (phases
+	// Fencing and Fenced), which use the concurrency budget.
+	Active int
+}
+
+// Policy is the configuration the decision needs.
+type Policy struct {
+	UnhealthyAfter time.Duration
+	HealthyDelay   time.Duration
+	// MaxUnhealthy is the storm threshold already resolved against Eligible.
+	MaxUnhealthy  int
+	MaxConcurrent int
+	// MaxAttempts bounds fence attempts; 0 means no limit.
+	MaxAttempts int
+	DryRun      bool
+}
+
+// Input is everything a decision depends on.
+type Input struct {
+	Now      time.Time
+	Node     Node
+	Incident *Incident // nil when no incident is open for the node
+	Cluster  Cluster
+	Policy   Policy
+}
+
+// Decision is the next action and why.
+type Decision struct {
+	Action Action
+	Reason string
+	// Message explains the reason in words.
+	Message string
+	// RequeueAfter, when positive, is when to look at the node again even if
+	// nothing changes.
+	RequeueAfter time.Duration
+}
+
+// Unhealthy reports whether the node has gone without a heartbeat, or without
+// Ready, for the whole window, and which of the two.
+func Unhealthy(n Node, window time.Duration) (bool, string) {
+	if !n.Exists {
+		return false, ""
+	}
+	if n.HasLease && n.LeaseStaleFor >= window {
+		return true, ReasonLeaseExpired
+	}
+	if !n.Ready && n.NotReadyFor >= window {
+		return true, ReasonNotReady
+	}
+	return false, ""
+}
+
+// untilUnhealthy is how long until the window would close with no change.
+func untilUnhealthy(n Node, window time.Duration) time.Duration {
+	d := time.Duration(0)
+	if n.HasLease && n.LeaseStaleFor > 0 {
+		d = window - n.LeaseStaleFor
+	}
+	if !n.Ready {
+		if r := window - n.NotReadyFor; d == 0 || r < d {
+			d = r
+		}
+	}
+	return d
+}
+
+// Decide returns the next action for one node. It is a pure function of its
+// input.
+func Decide(in Input) Decision {
+	if in.Incident == nil {
+		return decideNew(in)
+	}
+	return decideOpen(in)
+}
+
+func decideNew(in Input) Decision {
+	n := in.Node
+	if !n.Exists {
+		return Decision{Action: None, Reason: ReasonClosed}
+	}
+	if !n.Eligible {
+		return Decision{Action: None, Reason: ReasonNotEligible, Message: n.IneligibleReason}
+	}
+	bad, why := Unhealthy(n, in.Policy.UnhealthyAfter)
+	if !bad {
+		d := Decision{Action: None, Reason: ReasonHealthy}
+		if r := untilUnhealthy(n, in.Policy.UnhealthyAfter); r > 0 {
+			d.Reason, d.RequeueAfter = ReasonWithinGrace, r
+		}
+		return d
+	}
+	msg := fmt.Sprintf("no Lease renewal seen for %s (unhealthyAfter %s)", n.LeaseStaleFor.Round(time.Second), in.Policy.UnhealthyAfter)
+	if why == ReasonNotReady {
+		msg = fmt.Sprintf("Ready not True for %s (unhealthyAfter %s)", n.NotReadyFor.Round(time.Second), in.Policy.UnhealthyAfter)
+	}
+	return Decision{Action: Open, Reason: why, Message: msg}
+}
+
+// guards returns a Pause decision when a guard holds remediation, or nil.
+func guards(in Input) *Decision {
+	c, p := in.Cluster, in.Policy
+	if c.Unhealthy > p.MaxUnhealthy {
+		return &Decision{Action: Pause, Reason: ReasonStormGuard,
+			Message: fmt.Sprintf("%d of %d eligible nodes are unhealthy, more than the %d allowed (maxUnhealthy); nothing is remediated", c.Unhealthy, c.Eligible, p.MaxUnhealthy)}
+	}
+	if !c.APIHealthy {
+		return &Decision{Action: Pause, Reason: ReasonAPIUnreliable,
+			Message: "the controller's own API calls are failing; nothing is remediated until they succeed"}
+	}
+	return nil
+}
+
+func decideOpen(in Input) Decision {
+	n, inc := in.Node, in.Incident
+	switch inc.Phase {
+	case PhaseRecovered:
+		return Decision{Action: None, Reason: ReasonClosed}
+	case PhaseReleased, PhaseWorkloadsReady:
+		return decideReleased(in)
+	}
+	if inc.Released {
+		return decideReleased(in)
+	}
+
+	// Not released yet: Detected, Fencing, Fenced, Failed or Paused.
+	if !n.Exists || (inc.NodeUID != "" && n.UID != inc.NodeUID) {
+		// The Node object was deleted (or replaced) by someone else before
+		// liberator released it. Its pods are garbage-collected by Kubernetes;
+		// liberator has nothing left to protect and closes the incident.
+		return Decision{Action: Abort, Reason: ReasonNodeGoneBeforeFence, Message: "the Node object was deleted before liberator released it"}
+	}
+	if bad, _ := Unhealthy(n, in.Policy.UnhealthyAfter); !bad {
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the node's heartbeat resumed before release; nothing was released"}
+	}
+	if !n.Eligible {
+		return Decision{Action: Abort, Reason: ReasonOptedOut, Message: "the node is no longer eligible: " + n.IneligibleReason}
+	}
+	if g := guards(in); g != nil {
+		return *g
+	}
+	if inc.DryRun || in.Policy.DryRun {
+		if inc.Reported {
+			return Decision{Action: None, Reason: ReasonDryRun}
+		}
+		return Decision{Action: ReportDryRun, Reason: ReasonDryRun}
+	}
+	if inc.Fenced {
+		return Decision{Action: Release, Reason: ReasonFenced}
+	}
+	if n.FenceProvider == "" {
+		return Decision{Action: Pause, Reason: ReasonUnfenceable,
+			Message: "no fence class in the configuration matches this node, so it cannot be proven off and is never released; add a fence class (provider wait, none, or a power fence) for it"}
+	}
+	if inc.Phase == PhaseFailed {
+		if in.Policy.MaxAttempts > 0 && inc.FenceAttempts >= in.Policy.MaxAttempts {
+			return Decision{Action: None, Reason: ReasonRetriesExhausted,
+				Message: fmt.Sprintf("fencing failed %d times (retry.maxAttempts); the incident waits for an operator", inc.FenceAttempts)}
+		}
+		if wait := inc.NextRetry.Sub(in.Now); wait > 0 {
+			return Decision{Action: None, Reason: ReasonRetryBackoff, RequeueAfter: wait}
+		}
+	}
+	if inc.Phase != PhaseFencing && in.Cluster.Active >= in.Policy.MaxConcurrent {
+		return Decision{Action: Pause, Reason: ReasonMaxConcurrent,
+			Message: fmt.Sprintf("%d takeovers are already under way (maxConcurrent %d)", in.Cluster.Active, in.Policy.MaxConcurrent)}
+	}
+	return Decision{Action: Fence, Reason: inc.reasonToFence()}
+}
+
+func (inc *Incident) reasonToFence() string {
+	if inc.Phase == PhaseFailed {
+		return "RetryFence"
+	}
+	return "Unhealthy"
+}
+
+func decideReleased(in Input) Decision {
+	n, inc, p := in.Node, in.Incident, in.Policy
+	if !inc.WorkloadsReady {
+		return Decision{Action: TrackWorkloads, Reason: ReasonAwaitingWorkloads}
+	}
+	if !n.Exists {
+		return Decision{Action: None, Reason: ReasonAwaitingNode}
+	}
+	if inc.DeleteNode && inc.NodeUID != "" && n.UID == inc.NodeUID {
+		// The old Node object is still there (its deletion has not finished).
+		return Decision{Action: None, Reason: ReasonAwaitingNode}
+	}
+	if bad, _ := Unhealthy(n, p.UnhealthyAfter); bad || n.HealthyFor <= 0 {
+		return Decision{Action: None, Reason: ReasonAwaitingNode}
+	}
+	if inc.RebootRequired && n.BootID == inc.BootID {
+		return Decision{Action: None, Reason: ReasonAwaitingReboot,
+			Message: "the node answers again but its bootID is unchanged: it was not proven to have rebooted, so liberator keeps its taint"}
+	}
+	if wait := p.HealthyDelay - n.HealthyFor; wait > 0 {
+		return Decision{Action: None, Reason: ReasonAwaitingHealthy, RequeueAfter: wait}
+	}
+	return Decision{Action: Recover, Reason: ReasonNodeRecovered}
+}

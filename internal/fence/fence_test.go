@@ -1,0 +1,45 @@
+package fence
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/liberator-dev/liberator/internal/config"
+)
+
+func TestWait(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f, err := For(config.FenceClass{Name: "lab", Provider: "wait", Wait: &config.WaitFence{SafeTime: config.Duration{Duration: 10 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Fence(context.Background(), Target{Node: "n", DetectedAt: t0, Now: t0.Add(4 * time.Second)})
+	if err != nil || r.Done || r.RetryAfter != 6*time.Second {
+		t.Fatalf("before safe time: %+v, %v; want not done, retry in 6s", r, err)
+	}
+	r, err = f.Fence(context.Background(), Target{Node: "n", DetectedAt: t0, Now: t0.Add(10 * time.Second)})
+	if err != nil || !r.Done || r.Unsafe || r.PowerOff {
+		t.Fatalf("after safe time: %+v, %v; want done, safe, no power off", r, err)
+	}
+}
+
+func TestNoneIsUnsafe(t *testing.T) {
+	f, err := For(config.FenceClass{Name: "stateless", Provider: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := f.Fence(context.Background(), Target{Node: "n"})
+	if !r.Done || !r.Unsafe {
+		t.Fatalf("none: %+v, want done and unsafe", r)
+	}
+}
+
+func TestUnknownProvider(t *testing.T) {
+	if _, err := For(config.FenceClass{Name: "x", Provider: "ipmi"}); err == nil {
+		t.Fatal("unknown provider accepted")
+	}
+	if _, err := For(config.FenceClass{Name: "x", Provider: "wait"}); err == nil {
+		t.Fatal("wait without safeTime accepted")
+	}
+}

@@ -1,0 +1,85 @@
+// Package metrics defines every Prometheus collector liberator exports. All
+// names carry the liberator_ prefix.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the collectors and the registry that serves them.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	EligibleNodes    prometheus.Gauge
+	UnhealthyNodes   prometheus.Gauge
+	StormGuardActive prometheus.Gauge
+	StormGuardTrips  prometheus.Counter
+	APIGuardActive   prometheus.Gauge
+	APIErrors        *prometheus.CounterVec
+	TakeoversByPhase *prometheus.GaugeVec
+	TakeoversTotal   *prometheus.CounterVec
+	PhaseSeconds     *prometheus.HistogramVec
+	FenceCalls       *prometheus.CounterVec
+	FenceSeconds     *prometheus.HistogramVec
+	Decisions        *prometheus.CounterVec
+	IsLeader         prometheus.Gauge
+}
+
+// New creates the collectors and registers them, with the Go and process
+// collectors, on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		EligibleNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_eligible_nodes", Help: "Nodes liberator watches over (selector, opt-out and control-plane rules applied).",
+		}),
+		UnhealthyNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_unhealthy_nodes", Help: "Eligible nodes unhealthy for the whole unhealthyAfter window.",
+		}),
+		StormGuardActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_storm_guard_active", Help: "1 while more than maxUnhealthy eligible nodes are unhealthy and nothing is remediated.",
+		}),
+		StormGuardTrips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liberator_storm_guard_trips_total", Help: "Times the storm guard started holding remediation.",
+		}),
+		APIGuardActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_api_guard_active", Help: "1 while the controller's own API calls fail and nothing is remediated.",
+		}),
+		APIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_api_errors_total", Help: "Failed API calls made by the controller, by operation.",
+		}, []string{"operation"}),
+		TakeoversByPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liberator_takeovers", Help: "Takeovers by current phase.",
+		}, []string{"phase"}),
+		TakeoversTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_takeovers_total", Help: "Takeover steps completed, by phase reached and result (success, failed, aborted, paused).",
+		}, []string{"phase", "result"}),
+		PhaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liberator_takeover_phase_seconds",
+			Help:    "Seconds from detection to reaching each phase.",
+			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
+		}, []string{"phase"}),
+		FenceCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_fence_calls_total", Help: "Fence calls by provider and result (success, pending, error).",
+		}, []string{"provider", "result"}),
+		FenceSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liberator_fence_duration_seconds",
+			Help:    "Duration of one fence call by provider.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}, []string{"provider"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_decisions_total", Help: "Decisions taken, by action.",
+		}, []string{"action"}),
+		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_leader", Help: "1 while this replica holds the leader Lease.",
+		}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
+		m.TakeoversByPhase, m.TakeoversTotal, m.PhaseSeconds, m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
+	)
+	return m
+}
