@@ -93,9 +93,8 @@ func (c *Controller) reportDryRun(ctx context.Context, t *v1alpha1.Takeover, nod
 	var pods []string
 	objs, _ := c.pods.GetIndexer().ByIndex(byNode, node.Name)
 	for _, o := range objs {
-		p := o.(*corev1.Pod)
-		if !release.BelongsToNode(p) {
-			pods = append(pods, p.Namespace+"/"+p.Name)
+		if p := o.(*podInfo); !p.BelongsToNode {
+			pods = append(pods, p.key())
 		}
 	}
 	sort.Strings(pods)
@@ -338,12 +337,12 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 			continue
 		}
 		if r := c.replacement(t.Spec.NodeName, m, claimed); r != nil {
-			m.ReplacementName, m.ReplacementNode, m.ReadyTime = r.Name, r.Spec.NodeName, &now
-			claimed[r.Namespace+"/"+r.Name] = true
+			m.ReplacementName, m.ReplacementNode, m.ReadyTime = r.Name, r.NodeName, &now
+			claimed[r.key()] = true
 			changed = true
-			c.log.Info("workload ready elsewhere", "node", t.Spec.NodeName, "pod", m.Namespace+"/"+m.Name, "replacement", r.Name, "on", r.Spec.NodeName)
+			c.log.Info("workload ready elsewhere", "node", t.Spec.NodeName, "pod", m.Namespace+"/"+m.Name, "replacement", r.Name, "on", r.NodeName)
 			if ref := ownerRef(t, *m); ref != nil {
-				c.recorder.Eventf(ref, corev1.EventTypeNormal, "PodReady", "pod %s Ready on node %s after takeover of node %s", r.Name, r.Spec.NodeName, t.Spec.NodeName)
+				c.recorder.Eventf(ref, corev1.EventTypeNormal, "PodReady", "pod %s Ready on node %s after takeover of node %s", r.Name, r.NodeName, t.Spec.NodeName)
 			}
 			continue
 		}
@@ -374,36 +373,27 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 }
 
 // replacement finds the Ready pod that took over m on another node.
-func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed map[string]bool) *corev1.Pod {
-	ok := func(p *corev1.Pod) bool {
-		return string(p.UID) != m.UID && p.Spec.NodeName != "" && p.Spec.NodeName != failed &&
-			p.DeletionTimestamp == nil && podReady(p) && !claimed[p.Namespace+"/"+p.Name]
+func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed map[string]bool) *podInfo {
+	ok := func(p *podInfo) bool {
+		return string(p.UID) != m.UID && p.NodeName != "" && p.NodeName != failed &&
+			p.DeletionTimestamp == nil && p.Ready && !claimed[p.key()]
 	}
 	if m.OwnerKind == "StatefulSet" {
 		o, exists, _ := c.pods.GetStore().GetByKey(m.Namespace + "/" + m.Name)
-		if exists && ok(o.(*corev1.Pod)) {
-			return o.(*corev1.Pod)
+		if exists && ok(o.(*podInfo)) {
+			return o.(*podInfo)
 		}
 		return nil
 	}
 	objs, _ := c.pods.GetIndexer().ByIndex(byOwner, m.OwnerUID)
-	var best *corev1.Pod
+	var best *podInfo
 	for _, o := range objs {
-		p := o.(*corev1.Pod)
+		p := o.(*podInfo)
 		if ok(p) && (best == nil || p.CreationTimestamp.Before(&best.CreationTimestamp)) {
 			best = p
 		}
 	}
 	return best
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // recover removes what liberator added to the returned node and closes the

@@ -276,15 +276,15 @@ func nodeReady(n *corev1.Node) bool {
 }
 
 func podNodeIndex(o any) ([]string, error) {
-	p, ok := o.(*corev1.Pod)
-	if !ok || p.Spec.NodeName == "" {
+	p, ok := o.(*podInfo)
+	if !ok || p.NodeName == "" {
 		return nil, nil
 	}
-	return []string{p.Spec.NodeName}, nil
+	return []string{p.NodeName}, nil
 }
 
 func podOwnerIndex(o any) ([]string, error) {
-	p, ok := o.(*corev1.Pod)
+	p, ok := o.(*podInfo)
 	if !ok {
 		return nil, nil
 	}
