@@ -38,7 +38,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 	c.m.Decisions.WithLabelValues(string(d.Action)).Inc()
 	log := c.log.WithValues("node", name, "action", d.Action, "reason", d.Reason)
 	if d.Action != decide.None {
-		log.V(1).Info("decision", "message", d.Message)
+		log.V(2).Info("decision", "message", d.Message)
 	}
 	switch d.Action {
 	case decide.None:
