@@ -249,8 +249,11 @@ type WaitFence struct {
 
 // Retry is an exponential backoff.
 type Retry struct {
+	// InitialBackoff is the wait after the first failed fence attempt; it
+	// doubles after each further failure.
 	InitialBackoff Duration `json:"initialBackoff"`
-	MaxBackoff     Duration `json:"maxBackoff"`
+	// MaxBackoff caps the wait between fence attempts.
+	MaxBackoff Duration `json:"maxBackoff"`
 	// MaxAttempts is how many fence attempts an incident gets; 0 means no
 	// limit.
 	MaxAttempts int `json:"maxAttempts"`
@@ -265,12 +268,24 @@ type APIGuard struct {
 
 // LeaderElection configures the Lease that elects the acting replica.
 type LeaderElection struct {
-	Enabled       bool     `json:"enabled"`
-	Namespace     string   `json:"namespace"`
-	Name          string   `json:"name"`
+	// Enabled turns leader election on; turn it off only when a single
+	// replica runs.
+	Enabled bool `json:"enabled"`
+	// Namespace is the namespace of the Lease: the controller's own, where
+	// its Role allows the Lease and the fence credentials Secrets.
+	Namespace string `json:"namespace"`
+	// Name is the name of the Lease; the leader election Role grants update
+	// on this name only.
+	Name string `json:"name"`
+	// LeaseDuration is how long the other replicas wait, after the leader's
+	// last renewal, before one of them takes over.
 	LeaseDuration Duration `json:"leaseDuration"`
+	// RenewDeadline is how long the leader keeps trying to renew before it
+	// stops acting (and exits).
 	RenewDeadline Duration `json:"renewDeadline"`
-	RetryPeriod   Duration `json:"retryPeriod"`
+	// RetryPeriod is the interval between attempts to acquire or renew the
+	// Lease.
+	RetryPeriod Duration `json:"retryPeriod"`
 }
 
 // Default returns the configuration used when the file says nothing.

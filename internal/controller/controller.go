@@ -94,6 +94,8 @@ type Controller struct {
 	stormOn atomic.Bool
 	synced  atomic.Bool
 	leading atomic.Bool
+
+	fenceChecks fenceCheckState
 }
 
 type tally struct{ eligible, unhealthy int }
@@ -123,7 +125,8 @@ func New(o Options) (*Controller, error) {
 		c.recorder = &record.FakeRecorder{}
 	}
 	if c.fencer == nil {
-		c.fencer = fence.For
+		c.fencer = c.defaultFencer(c.secretGetter())
+		c.fenceChecks.defaultFencer = true
 	}
 	if c.workers <= 0 {
 		c.workers = 4
@@ -355,6 +358,7 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 		})
 	}
+	wg.Go(func() { c.runFenceChecks(ctx) })
 	ticker := c.clock.NewTicker(c.tick)
 	defer ticker.Stop()
 	for {

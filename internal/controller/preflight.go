@@ -40,6 +40,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("", "nodes", "", "", "observe nodes, re-read them live before a release", "get", "list", "watch")
 	add("", "nodes", "", "", "out-of-service taint and its removal", "patch")
 	add("", "nodes", "", "", "DeleteNode strategy", "delete")
+	add("", "nodes/status", "", "", "the FenceReady node condition (fence path checks)", "patch")
 	add("", "pods", "", "", "observe pods, force-delete a fenced node's pods", "list", "watch", "delete")
 	add("storage.k8s.io", "volumeattachments", "", "", "observe and delete a fenced node's VolumeAttachments", "list", "watch", "delete")
 	add("", "events", "", "", "events on nodes and workloads", "create", "patch")
@@ -48,6 +49,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("coordination.k8s.io", "leases", release.NodeLeaseNamespace, "", "node heartbeats", "get", "list", "watch")
 	add("coordination.k8s.io", "leases", leaderNamespace, leaderName, "leader election", "get", "update")
 	add("coordination.k8s.io", "leases", leaderNamespace, "", "leader election", "create")
+	add("", "secrets", leaderNamespace, "", "BMC credentials of the fence classes (credentialsSecret), read when needed", "get")
 	return p
 }
 

@@ -5,14 +5,28 @@ import (
 	"sync"
 )
 
-// Fake is a Fencer for tests: it records calls and returns the configured
-// result or error.
+// Fake is a Fencer, Monitor and PowerOner for tests: it records calls and
+// returns the configured results.
 type Fake struct {
 	mu     sync.Mutex
 	Result Result
 	Err    error
 	Calls  []Target
+	// On and StatusErr are what Status returns.
+	On        bool
+	StatusErr error
+	// StatusCalls and PowerOns record those calls; PowerOnErr is returned
+	// by PowerOn.
+	StatusCalls []Target
+	PowerOns    []Target
+	PowerOnErr  error
 }
+
+var (
+	_ Fencer    = (*Fake)(nil)
+	_ Monitor   = (*Fake)(nil)
+	_ PowerOner = (*Fake)(nil)
+)
 
 // Fence records the call.
 func (f *Fake) Fence(_ context.Context, t Target) (Result, error) {
@@ -22,9 +36,32 @@ func (f *Fake) Fence(_ context.Context, t Target) (Result, error) {
 	return f.Result, f.Err
 }
 
+// Status records the call.
+func (f *Fake) Status(_ context.Context, t Target) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.StatusCalls = append(f.StatusCalls, t)
+	return f.On, f.StatusErr
+}
+
+// PowerOn records the call.
+func (f *Fake) PowerOn(_ context.Context, t Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.PowerOns = append(f.PowerOns, t)
+	return f.PowerOnErr
+}
+
 // CallCount returns how many times Fence was called.
 func (f *Fake) CallCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.Calls)
+}
+
+// Set changes the results under the lock.
+func (f *Fake) Set(fn func(f *Fake)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
 }

@@ -4,6 +4,7 @@ package fence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,8 +44,43 @@ type Fencer interface {
 	Fence(ctx context.Context, t Target) (Result, error)
 }
 
+// Monitor is implemented by providers that can read a node's power state
+// through its fence path. The fence check runs it for every node ahead of
+// any failure, so a broken path (wrong password, unreachable BMC, missing
+// agent) is visible before it is needed.
+type Monitor interface {
+	// Status reports whether the node's power is on. An error means the
+	// fence path does not work.
+	Status(ctx context.Context, t Target) (on bool, err error)
+}
+
+// PowerOner is implemented by providers that can turn a fenced node back on.
+type PowerOner interface {
+	PowerOn(ctx context.Context, t Target) error
+}
+
+// SecretGetter returns the data of the named Secret in the controller's
+// namespace. It is called when credentials are needed, never ahead.
+type SecretGetter func(ctx context.Context, name string) (map[string][]byte, error)
+
+// ErrSecretNotFound is what a SecretGetter returns (wrapped) for a Secret
+// that does not exist.
+var ErrSecretNotFound = errors.New("secret not found")
+
+// Factory builds Fencers; it holds what the providers need from outside.
+type Factory struct {
+	// Secrets reads credentials Secrets; nil makes every class that names a
+	// credentialsSecret fail with a clear error.
+	Secrets SecretGetter
+	// Namespace is where the Secrets live (for messages).
+	Namespace string
+}
+
+// For returns the Fencer for a fence class, with no access to Secrets.
+func For(c config.FenceClass) (Fencer, error) { return Factory{}.For(c) }
+
 // For returns the Fencer for a fence class.
-func For(c config.FenceClass) (Fencer, error) {
+func (f Factory) For(c config.FenceClass) (Fencer, error) {
 	switch c.Provider {
 	case config.ProviderNone:
 		return None{}, nil
@@ -53,9 +89,58 @@ func For(c config.FenceClass) (Fencer, error) {
 			return nil, fmt.Errorf("fence class %q: the wait provider needs wait.safeTime", c.Name)
 		}
 		return Wait{SafeTime: c.Wait.SafeTime.Duration}, nil
+	case config.ProviderFenceAgent:
+		if c.Agent == "" {
+			return nil, fmt.Errorf("fence class %q: the fence-agent provider needs agent, such as fence_ipmilan", c.Name)
+		}
+		return &Agent{Class: c, Creds: f.creds}, nil
+	case config.ProviderRedfish:
+		return &Redfish{Class: c, Creds: f.creds}, nil
 	default:
 		return nil, fmt.Errorf("fence class %q: unknown provider %q", c.Name, c.Provider)
 	}
+}
+
+// Credentials are a BMC's user name and password.
+type Credentials struct {
+	Username, Password string
+	// Secrets are every value of the Secret, to be redacted from output.
+	Secrets []string
+}
+
+// creds reads the named credentials Secret. An empty name gives no
+// credentials.
+func (f Factory) creds(ctx context.Context, name string) (Credentials, error) {
+	if name == "" {
+		return Credentials{}, nil
+	}
+	ns := f.Namespace
+	if ns == "" {
+		ns = "the controller's namespace"
+	}
+	if f.Secrets == nil {
+		return Credentials{}, fmt.Errorf("credentials Secret %s/%s cannot be read: no Secret access configured", ns, name)
+	}
+	data, err := f.Secrets(ctx, name)
+	if errors.Is(err, ErrSecretNotFound) {
+		return Credentials{}, fmt.Errorf("credentials Secret %s/%s not found: create it with the keys username and password", ns, name)
+	}
+	if err != nil {
+		return Credentials{}, fmt.Errorf("cannot read credentials Secret %s/%s: %w", ns, name, err)
+	}
+	c := Credentials{Username: string(data["username"]), Password: string(data["password"])}
+	for _, v := range data {
+		if len(v) > 0 {
+			c.Secrets = append(c.Secrets, string(v))
+		}
+	}
+	if _, ok := data["password"]; !ok {
+		return c, fmt.Errorf("credentials Secret %s/%s has no key password (want the keys username and password)", ns, name)
+	}
+	if _, ok := data["username"]; !ok {
+		return c, fmt.Errorf("credentials Secret %s/%s has no key username (want the keys username and password)", ns, name)
+	}
+	return c, nil
 }
 
 // None fences nothing. It exists for node classes whose operators state in

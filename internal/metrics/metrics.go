@@ -24,6 +24,14 @@ type Metrics struct {
 	FenceSeconds     *prometheus.HistogramVec
 	Decisions        *prometheus.CounterVec
 	IsLeader         prometheus.Gauge
+
+	// FenceReady is 1 for a node whose fence path works, 0 when it does not
+	// (by node); FenceChecks and FenceCheckSeconds count and time the checks.
+	FenceReady        *prometheus.GaugeVec
+	FenceChecks       *prometheus.CounterVec
+	FenceCheckSeconds *prometheus.HistogramVec
+	// PowerOns counts powerOnAfterTakeover calls by result.
+	PowerOns *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -74,12 +82,27 @@ func New() *Metrics {
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_leader", Help: "1 while this replica holds the leader Lease.",
 		}),
+		FenceReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liberator_fence_ready", Help: "1 when the node's fence path was checked and works (the FenceReady condition), 0 when it does not.",
+		}, []string{"node"}),
+		FenceChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_fence_checks_total", Help: "Fence path checks by provider and result (ok, failed).",
+		}, []string{"provider", "result"}),
+		FenceCheckSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liberator_fence_check_duration_seconds",
+			Help:    "Duration of one fence path check (the provider's status) by provider.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}, []string{"provider"}),
+		PowerOns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_power_on_total", Help: "Fenced nodes powered back on after their takeover (powerOnAfterTakeover), by result (success, error).",
+		}, []string{"result"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
 		m.TakeoversByPhase, m.TakeoversTotal, m.PhaseSeconds, m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
+		m.FenceReady, m.FenceChecks, m.FenceCheckSeconds, m.PowerOns,
 	)
 	return m
 }

@@ -1,0 +1,479 @@
+package fence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/liberator-dev/liberator/internal/config"
+)
+
+// Exit codes of the fence agents' status action (the ClusterLabs fence agent
+// API): 0 means on, 2 means off, anything else means the status is unknown.
+const (
+	agentStatusOn  = 0
+	agentStatusOff = 2
+)
+
+// Agent fences through a ClusterLabs fence agent (fence_ipmilan,
+// fence_redfish, fence_vbox, fence_aws, ...), run as a child process. The
+// parameters go to the agent's stdin as key=value lines, never on its
+// command line or in its environment, so no other process can read the
+// password from /proc.
+//
+// Action off is proven by the agent's status action reading OFF back after
+// the off succeeded. Action reboot uses the agent's own reboot, which with
+// the default method (onoff) turns the power off, reads OFF back, and only
+// then turns it on again; the agent exits non-zero when OFF was not seen.
+type Agent struct {
+	Class config.FenceClass
+	// Creds reads a credentials Secret by name.
+	Creds func(ctx context.Context, secret string) (Credentials, error)
+	// PollInterval is the pause between status reads while waiting for OFF
+	// (default 200ms); ConfirmTimeout bounds that wait (default 10s, and
+	// never beyond the call's context).
+	PollInterval, ConfirmTimeout time.Duration
+}
+
+var (
+	_ Fencer    = (*Agent)(nil)
+	_ Monitor   = (*Agent)(nil)
+	_ PowerOner = (*Agent)(nil)
+)
+
+// maxOutput bounds what is kept of one agent run, and maxKept what a
+// Result carries.
+const (
+	maxOutput = 64 << 10
+	maxKept   = 2 << 10
+)
+
+// Fence turns the node off (or reboots it) and proves it.
+func (a *Agent) Fence(ctx context.Context, t Target) (Result, error) {
+	start := time.Now()
+	s, err := a.session(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	action := a.Class.Action
+	if action == "" {
+		action = config.ActionOff
+	}
+	r, err := s.run(ctx, action)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.code != 0 {
+		return Result{}, s.failure(action, r)
+	}
+	if action == config.ActionReboot {
+		out := fmt.Sprintf("%s reboot: %s (the agent turned the power off, read OFF back and turned it on again, in %s)",
+			s.name, r.summary(), time.Since(start).Round(time.Millisecond))
+		return Result{Done: true, PowerOff: true, Output: keep(out)}, nil
+	}
+	// The agent said the power is off; read it back until it says so too.
+	confirm := a.ConfirmTimeout
+	if confirm <= 0 {
+		confirm = 10 * time.Second
+	}
+	poll := a.PollInterval
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < confirm {
+		confirm = time.Until(dl).Round(time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, confirm)
+	defer cancel()
+	reads := 0
+	var last string
+	for {
+		reads++
+		st, err := s.run(cctx, "status")
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.code == agentStatusOff:
+			out := fmt.Sprintf("%s off: %s; status read OFF back (%d read(s)); fenced in %s",
+				s.name, r.summary(), reads, time.Since(start).Round(time.Millisecond))
+			return Result{Done: true, PowerOff: true, Output: keep(out)}, nil
+		case st.code == agentStatusOn:
+			last = "status still reads ON"
+		default:
+			last = s.failure("status", st).Error()
+		}
+		select {
+		case <-cctx.Done():
+			return Result{}, fmt.Errorf("%s off reported success (%s) but status did not read OFF within %s (%d reads; last: %s); the node is not proven off",
+				s.name, r.summary(), confirm, reads, last)
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Status runs the agent's status action.
+func (a *Agent) Status(ctx context.Context, t Target) (bool, error) {
+	s, err := a.session(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	r, err := s.run(ctx, "status")
+	if err != nil {
+		return false, err
+	}
+	switch r.code {
+	case agentStatusOn:
+		return true, nil
+	case agentStatusOff:
+		return false, nil
+	}
+	return false, s.failure("status", r)
+}
+
+// PowerOn runs the agent's on action (the agent waits for ON itself).
+func (a *Agent) PowerOn(ctx context.Context, t Target) error {
+	s, err := a.session(ctx, t)
+	if err != nil {
+		return err
+	}
+	r, err := s.run(ctx, "on")
+	if err != nil {
+		return err
+	}
+	if r.code != 0 {
+		return s.failure("on", r)
+	}
+	return nil
+}
+
+// agentSession is one node's resolved agent, parameters and secrets.
+type agentSession struct {
+	name, path string
+	params     [][2]string // without action
+	secrets    []string
+}
+
+type agentRun struct {
+	code int
+	out  string // cleaned and redacted
+}
+
+// session resolves the agent binary, the node's BMC settings and its
+// credentials, and checks the options against the agent's metadata.
+func (a *Agent) session(ctx context.Context, t Target) (*agentSession, error) {
+	name := filepath.Base(a.Class.Agent)
+	path, err := lookAgent(a.Class.Agent)
+	if err != nil {
+		return nil, err
+	}
+	b := a.Class.BMCFor(t.Node)
+	s := &agentSession{name: name, path: path}
+	if b.Address != "" {
+		s.params = append(s.params, [2]string{"ip", b.Address})
+	}
+	if b.Port != 0 {
+		s.params = append(s.params, [2]string{"ipport", strconv.Itoa(b.Port)})
+	}
+	if b.CredentialsSecret != "" {
+		if a.Creds == nil {
+			return nil, fmt.Errorf("%s for node %s: credentials Secret %s cannot be read: no Secret access configured", name, t.Node, b.CredentialsSecret)
+		}
+		c, err := a.Creds(ctx, b.CredentialsSecret)
+		s.secrets = c.Secrets
+		if err != nil {
+			return nil, err
+		}
+		s.params = append(s.params, [2]string{"username", c.Username}, [2]string{"password", c.Password})
+		if c.Password != "" {
+			s.secrets = append(s.secrets, c.Password)
+		}
+	}
+	known, err := agentParameters(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	knows := func(k string) bool { return len(known) == 0 || known[k] }
+	opts := b.Options
+	if _, ok := opts["verbose"]; !ok && knows("verbose") {
+		// The agents' verbose output names the failing step (the BMC's own
+		// error, a timeout); it masks the password, and liberator redacts
+		// every secret besides.
+		opts["verbose"] = "1"
+	}
+	if _, ok := opts["method"]; !ok && a.Class.Action == config.ActionReboot && known["method"] {
+		opts["method"] = "onoff" // off, read OFF back, on
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.ContainsAny(k+opts[k], "\n\r\x00") || strings.Contains(k, "=") {
+			return nil, fmt.Errorf("%s: option %q is malformed: names and values must be one line, names without '='", name, k)
+		}
+		s.params = append(s.params, [2]string{k, opts[k]})
+	}
+	var unknown []string
+	for _, p := range s.params {
+		if !knows(p[0]) {
+			unknown = append(unknown, p[0])
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%s does not know the option(s) %s (see `%s -o metadata` for its parameters); fix the fence class %q",
+			name, strings.Join(unknown, ", "), name, a.Class.Name)
+	}
+	return s, nil
+}
+
+// run runs the agent once with the given action.
+func (s *agentSession) run(ctx context.Context, action string) (agentRun, error) {
+	var in strings.Builder
+	in.WriteString("action=" + action + "\n")
+	for _, p := range s.params {
+		in.WriteString(p[0] + "=" + p[1] + "\n")
+	}
+	budget := "the call's time"
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl).Round(100 * time.Millisecond).String()
+	}
+	code, raw, err := runAgent(ctx, s.path, in.String())
+	out := clean(redact(raw, s.secrets))
+	if err != nil {
+		if ctx.Err() != nil {
+			return agentRun{}, fmt.Errorf("%s %s did not finish within %s (BMC unreachable or slow?), killed: %s", s.name, action, budget, orNothing(summarize(out)))
+		}
+		return agentRun{}, fmt.Errorf("cannot run %s %s: %v", s.name, action, err)
+	}
+	return agentRun{code: code, out: out}, nil
+}
+
+// failure explains a non-zero exit.
+func (s *agentSession) failure(action string, r agentRun) error {
+	return fmt.Errorf("%s %s failed (exit %d%s): %s", s.name, action, r.code, exitMeaning(r.code), orNothing(summarize(r.out)))
+}
+
+func (r agentRun) summary() string { return orNothing(summarize(r.out)) }
+
+// exitMeaning names the fence agents' exit codes (fencing.py).
+func exitMeaning(code int) string {
+	switch code {
+	case 1:
+		return ", generic error"
+	case 2:
+		return ", bad arguments or status OFF"
+	case 3:
+		return ", login denied"
+	case 4:
+		return ", connection lost"
+	case 5:
+		return ", timed out"
+	case 6:
+		return ", timed out waiting for ON"
+	case 7:
+		return ", timed out waiting for OFF"
+	case 10:
+		return ", password missing"
+	case 11:
+		return ", invalid privileges"
+	}
+	return ""
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "no output"
+	}
+	return s
+}
+
+// runAgent runs path with stdin; it returns the exit code and the combined
+// output. The agent and every process it starts (ipmitool, ...) are killed
+// when ctx ends.
+func runAgent(ctx context.Context, path, stdin string) (int, string, error) {
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Stdin = strings.NewReader(stdin)
+	out := &limitedBuffer{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "PYTHONWARNINGS=ignore")
+	setProcessGroup(cmd)
+	cmd.WaitDelay = 2 * time.Second
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && ctx.Err() == nil {
+		if exit.ExitCode() >= 0 {
+			return exit.ExitCode(), out.String(), nil
+		}
+	}
+	if err != nil {
+		return -1, out.String(), err
+	}
+	return 0, out.String(), nil
+}
+
+// lookAgent finds an agent binary: an absolute path as is, a name in PATH,
+// /usr/sbin or /sbin (where distributions install the fence agents).
+func lookAgent(agent string) (string, error) {
+	if filepath.IsAbs(agent) {
+		if st, err := os.Stat(agent); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("fence agent %s is not installed or not executable", agent)
+		}
+		return agent, nil
+	}
+	if p, err := exec.LookPath(agent); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, agent)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("fence agent %s is not installed (not in PATH, /usr/sbin or /sbin): install it in the controller's image (Debian and Ubuntu: the fence-agents package)", agent)
+}
+
+// agentParameters returns the parameter names the agent declares in its
+// metadata; they are read once per binary.
+func agentParameters(ctx context.Context, path string) (map[string]bool, error) {
+	paramsMu.Lock()
+	defer paramsMu.Unlock()
+	if p, ok := paramsCache[path]; ok {
+		return p, nil
+	}
+	code, out, err := runAgent(ctx, path, "action=metadata\n")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the agent's metadata: %v", err)
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("the agent's metadata action failed (exit %d): %s", code, orNothing(summarize(clean(out))))
+	}
+	p := map[string]bool{}
+	for _, m := range parameterRE.FindAllStringSubmatch(out, -1) {
+		p[m[1]] = true
+	}
+	if len(p) > 0 {
+		p["action"] = true
+	}
+	paramsCache[path] = p
+	return p, nil
+}
+
+var (
+	paramsMu    sync.Mutex
+	paramsCache = map[string]map[string]bool{}
+	parameterRE = regexp.MustCompile(`<parameter\s+name="([A-Za-z0-9_-]+)"`)
+)
+
+// redact replaces every secret value in s with ***, longest first.
+func redact(s string, secrets []string) string {
+	sorted := append([]string(nil), secrets...)
+	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
+	for _, v := range sorted {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "***")
+		}
+	}
+	return s
+}
+
+// Redact replaces every secret value in s with ***.
+func Redact(s string, secrets ...string) string { return redact(s, secrets) }
+
+var logPrefix = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ `)
+
+// clean drops the Python interpreter's warnings and the agents' log
+// timestamps, and trims blank lines.
+func clean(s string) string {
+	var out []string
+	skipIndented := false
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimRight(l, " \r\t")
+		if skipIndented && strings.HasPrefix(l, " ") {
+			continue
+		}
+		skipIndented = false
+		if strings.Contains(l, "DeprecationWarning") || strings.Contains(l, "SyntaxWarning") {
+			skipIndented = true
+			continue
+		}
+		l = logPrefix.ReplaceAllString(l, "")
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// summarize shortens cleaned output to one line: the error lines when
+// there are any, else the last lines.
+func summarize(s string) string {
+	lines := strings.Split(s, "\n")
+	var picked []string
+	for _, l := range lines {
+		ll := strings.ToLower(l)
+		if strings.Contains(ll, "error") || strings.Contains(ll, "fail") || strings.Contains(ll, "timed out") ||
+			strings.Contains(ll, "denied") || strings.Contains(ll, "unable") {
+			picked = append(picked, strings.TrimSpace(l))
+		}
+	}
+	if len(picked) == 0 {
+		for _, l := range lines {
+			if strings.HasPrefix(l, "INFO: Executing:") || strings.HasPrefix(l, "DEBUG:") {
+				continue // the agent's trace: only kept in the full output
+			}
+			if t := strings.TrimSpace(l); t != "" {
+				picked = append(picked, t)
+			}
+		}
+		if len(picked) > 3 {
+			picked = picked[len(picked)-3:]
+		}
+	}
+	return keep(strings.Join(picked, "; "))
+}
+
+// keep bounds a string kept in a status or an error.
+func keep(s string) string {
+	if len(s) <= maxKept {
+		return s
+	}
+	return s[:maxKept-3] + "..."
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		if len(p) > room {
+			b.buf.Write(p[:room])
+		} else {
+			b.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
