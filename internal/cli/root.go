@@ -35,5 +35,6 @@ back Ready on a healthy node.`,
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.AddCommand(newControllerCommand(s), newVersionCommand(s))
+	addOperatorCommands(root, s)
 	return root
 }

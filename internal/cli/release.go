@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/release"
+)
+
+type releaseOptions struct {
+	force bool
+}
+
+func newReleaseCommand(s IOStreams, k *kubeFlags) *cobra.Command {
+	o := &releaseOptions{}
+	cmd := &cobra.Command{
+		Use:   "release NODE",
+		Short: "Bring a node back: uncordon it and remove liberator's out-of-service taint",
+		Long: `Bring a node back into service after a planned takeover or a failure:
+uncordon it and remove the out-of-service taint liberator put on it.
+
+It refuses, saying why, while the node is not Ready, or while a Takeover of
+the node is still open (any phase but Recovered: the controller is still
+handling the incident and removes the taint itself once the node is back and
+healthy). --force releases anyway.`,
+		Example: `  # after 'liberator takeover worker-1' and the maintenance
+  liberator release worker-1
+
+  # while the controller's Takeover is still open (know why first)
+  liberator release worker-1 --force`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNodes(k),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := k.clients()
+			if err != nil {
+				return err
+			}
+			return runRelease(cmd.Context(), s, c, args[0], o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.force, "force", false, "release even while a Takeover of the node is open or the node is not Ready")
+	return cmd
+}
+
+// releaseBlockers says why a node must not be released yet: it is not
+// Ready, or one of its Takeovers is still open.
+func releaseBlockers(n *corev1.Node, tks []v1alpha1.Takeover) []string {
+	var out []string
+	if st := nodeCondition(n, corev1.NodeReady); st != corev1.ConditionTrue {
+		out = append(out, fmt.Sprintf("node %s is not Ready (Ready=%s)", n.Name, orDash(string(st))))
+	}
+	if t := openTakeover(tks); t != nil {
+		why := ""
+		if t.Status.Reason != "" {
+			why = ", " + t.Status.Reason
+		}
+		out = append(out, fmt.Sprintf("Takeover %s is still open (phase %s%s): the controller removes its taint itself once the node has been back and healthy for its healthyDelay", t.Name, orDash(string(t.Status.Phase)), why))
+	}
+	return out
+}
+
+func runRelease(ctx context.Context, s IOStreams, c *clients, node string, o *releaseOptions) error {
+	n, err := c.node(ctx, node)
+	if err != nil {
+		return err
+	}
+	tks, err := c.takeovers(ctx, node)
+	if err != nil {
+		return err
+	}
+	if b := releaseBlockers(n, tks); len(b) > 0 {
+		if !o.force {
+			return fmt.Errorf("not releasing %s: %s; pass --force to release anyway", node, strings.Join(b, "; "))
+		}
+		fmt.Fprintf(s.ErrOut, "warning: releasing %s anyway (--force): %s\n", node, strings.Join(b, "; "))
+	}
+	var done []string
+	if n.Spec.Unschedulable || n.Annotations[PlannedTakeoverAnnotation] != "" {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error { return setCordon(ctx, c.kube, node, false, time.Time{}) })
+		if err != nil {
+			return apiError("uncordon node "+node, err)
+		}
+		if n.Spec.Unschedulable {
+			done = append(done, "uncordoned")
+		}
+	}
+	if release.HasTaint(n) {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error { return release.Untaint(ctx, c.kube, node) })
+		if err != nil {
+			return apiError("remove the out-of-service taint of node "+node, err)
+		}
+		done = append(done, "out-of-service taint removed")
+	}
+	if len(done) == 0 {
+		fmt.Fprintf(s.Out, "node %s: nothing to release (schedulable, no out-of-service taint)\n", node)
+		return nil
+	}
+	fmt.Fprintf(s.Out, "node %s released: %s\n", node, strings.Join(done, ", "))
+	return nil
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/liberator-dev/liberator/internal/release"
+)
+
+type statusOptions struct {
+	output string
+}
+
+func newStatusCommand(s IOStreams, k *kubeFlags) *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [NODE]",
+		Short: "Show nodes, their heartbeats, fencing, stateful pods at risk and open Takeovers",
+		Long: `Show every node: Ready, the age of its Lease heartbeat (this machine's
+clock minus the renewTime the kubelet wrote; a display only, liberator itself
+never compares clocks), the FenceReady condition, whether it is cordoned or
+tainted out-of-service, how many stateful pods it runs (StatefulSet pods and
+pods with a ReadWriteOnce volume: the ones that stay down if the node fails),
+and its open Takeover with phase and elapsed time.
+
+With a NODE, show that node's stateful pods and the timeline of each of its
+Takeovers. With -n, count only the pods of that namespace.`,
+		Example: `  # all nodes
+  liberator status
+
+  # more columns, or a document for scripts
+  liberator status -o wide
+  liberator status -o json
+
+  # one node's stateful pods and Takeover timelines
+  liberator status worker-1`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeNodes(k),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch o.output {
+			case "", "wide", "json", "yaml":
+			default:
+				return fmt.Errorf("unknown output format %q: use wide, json or yaml", o.output)
+			}
+			c, err := k.clients()
+			if err != nil {
+				return err
+			}
+			node := ""
+			if len(args) == 1 {
+				node = args[0]
+			}
+			return runStatus(cmd.Context(), s, c, k.namespace(), node, o.output)
+		},
+	}
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json or yaml")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, output string) error {
+	snap, err := readSnapshot(ctx, c, namespace, node)
+	if err != nil {
+		return err
+	}
+	rows := nodeStatuses(snap)
+	if node == "" {
+		switch output {
+		case "json", "yaml":
+			return printDocument(s.Out, output, StatusList{Time: snap.Now.UTC(), Nodes: rows})
+		default:
+			return printStatusTable(s.Out, rows, output == "wide")
+		}
+	}
+	if len(rows) != 1 {
+		return fmt.Errorf("node %q not found", node)
+	}
+	switch output {
+	case "json", "yaml":
+		return printDocument(s.Out, output, NodeDetail{Time: snap.Now.UTC(), Node: rows[0], Takeovers: snap.Takeovers})
+	case "wide":
+		if err := printStatusTable(s.Out, rows, true); err != nil {
+			return err
+		}
+		fmt.Fprintln(s.Out)
+	}
+	return printNodeDetail(s.Out, snap.Now, rows[0], snap.Takeovers)
+}
+
+// readSnapshot reads nodes, Leases, pods, claims and Takeovers: of one node
+// when node is set, of pods in one namespace when namespace is set.
+func readSnapshot(ctx context.Context, c *clients, namespace, node string) (snapshot, error) {
+	var snap snapshot
+	if node != "" {
+		n, err := c.node(ctx, node)
+		if err != nil {
+			return snap, err
+		}
+		snap.Nodes = []corev1.Node{*n}
+		l, err := c.kube.CoordinationV1().Leases(release.NodeLeaseNamespace).Get(ctx, node, metav1.GetOptions{})
+		if err == nil {
+			snap.Leases = append(snap.Leases, *l)
+		} else if !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+			return snap, apiError("get the Lease of node "+node, err)
+		}
+	} else {
+		nl, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return snap, apiError("list nodes", err)
+		}
+		snap.Nodes = nl.Items
+		ll, err := c.kube.CoordinationV1().Leases(release.NodeLeaseNamespace).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			snap.Leases = ll.Items
+		} else if !apierrors.IsForbidden(err) {
+			return snap, apiError("list node Leases", err)
+		}
+	}
+	popts := metav1.ListOptions{}
+	if node != "" {
+		popts.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+	}
+	pl, err := c.kube.CoreV1().Pods(namespace).List(ctx, popts)
+	if err != nil {
+		return snap, apiError("list pods", err)
+	}
+	snap.Pods = pl.Items
+	// Without permission to read claims, every claim counts as ReadWriteOnce.
+	cl, err := c.kube.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{})
+	if err == nil {
+		snap.Claims = cl.Items
+	} else if !apierrors.IsForbidden(err) {
+		return snap, apiError("list PersistentVolumeClaims", err)
+	}
+	if snap.Takeovers, err = c.takeovers(ctx, node); err != nil {
+		return snap, err
+	}
+	snap.Now = time.Now()
+	return snap, nil
+}
