@@ -187,6 +187,10 @@ func (c *Controller) fenceFailed(ctx context.Context, t *v1alpha1.Takeover, fc *
 	}
 	c.log.Info("fencing failed", "node", t.Spec.NodeName, "takeover", t.Name, "error", ferr.Error(), "retryIn", backoff)
 	c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeWarning, "FenceFailed", msg)
+	if n := c.cachedNode(t.Spec.NodeName); n != nil {
+		// The fence path is broken now: say so at once, not at the next check.
+		c.publishFenceReady(ctx, n, fenceVerdict{false, ReasonFenceCheckFailed, msg})
+	}
 	return backoff, nil
 }
 
@@ -354,6 +358,7 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 			return 0, err
 		}
 		c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeNormal, decide.ReasonWorkloadsReady, msg)
+		c.powerOn(ctx, t)
 		return soon, nil
 	}
 	if rel := t.PhaseTime(v1alpha1.PhaseReleased); rel != nil && c.clock.Since(rel.Time) > c.cfg.WorkloadTimeout.Duration {
@@ -362,6 +367,7 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 			return 0, err
 		}
 		c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeWarning, "WorkloadTimeout", msg)
+		c.powerOn(ctx, t)
 		return soon, nil
 	}
 	if changed {
@@ -370,6 +376,15 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 		}
 	}
 	return 5 * time.Second, nil
+}
+
+// powerOn powers a fenced node back on once its workloads are elsewhere,
+// where its class asks for it (powerOnAfterTakeover). A failure is recorded
+// on the Takeover and leaves the node off, which is safe.
+func (c *Controller) powerOn(ctx context.Context, t *v1alpha1.Takeover) {
+	if _, err := c.powerOnAfterTakeover(ctx, t); err != nil {
+		c.log.Info("power-on after takeover failed; the node stays off", "node", t.Spec.NodeName, "takeover", t.Name, "error", err.Error())
+	}
 }
 
 // replacement finds the Ready pod that took over m on another node.

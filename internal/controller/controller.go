@@ -444,7 +444,7 @@ func (c *Controller) processNext() bool {
 	// Steps run to completion even when the controller is told to stop: each
 	// is bounded by its own timeout, and the next leader resumes from the
 	// Takeover.
-	ctx, cancel := context.WithTimeout(context.Background(), c.stepTO)
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTO+c.maxFenceTimeout())
 	defer cancel()
 	after, err := c.reconcile(ctx, name)
 	switch {
@@ -458,6 +458,16 @@ func (c *Controller) processNext() bool {
 		c.queue.Forget(name)
 	}
 	return true
+}
+
+// maxFenceTimeout is the longest fence call of any class, so that a step
+// which fences still has StepTimeout left to record the outcome.
+func (c *Controller) maxFenceTimeout() time.Duration {
+	var d time.Duration
+	for _, fc := range c.cfg.Fencing.Classes {
+		d = max(d, fc.Timeout.Duration)
+	}
+	return d
 }
 
 // apiGuard counts consecutive failed API calls.
