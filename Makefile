@@ -7,11 +7,16 @@ export GOTOOLCHAIN := local
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+DATE    := $(DATE)
 LDFLAGS := -s -w -X github.com/liberator-dev/liberator/internal/cli.Version=$(VERSION) \
 	-X github.com/liberator-dev/liberator/internal/cli.Commit=$(COMMIT) \
-	-X github.com/liberator-dev/liberator/internal/cli.Date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+	-X github.com/liberator-dev/liberator/internal/cli.Date=$(DATE)
+# The container image: `make image IMAGE=registry.example/liberator:v1`.
+IMAGE   ?= ghcr.io/liberator-dev/liberator:$(VERSION)
+IMAGE_ARCH ?= $(shell go env GOARCH)
 
-.PHONY: all build test test-unit test-e2e verify generate tools bench demo demo-up demo-down clean
+.PHONY: all build test test-unit test-e2e verify generate docs tools bench demo demo-up demo-down clean image image-tarball
 
 all: build
 
@@ -19,14 +24,34 @@ build: ## the liberator binary, in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/liberator ./cmd/liberator
 	ln -sf liberator bin/kubectl-liberator
 
-generate: ## regenerate deepcopy and the CRD from api/
+generate: ## regenerate deepcopy and the CRD from api/, and the docs and chart values from internal/config
 	hack/update-generated.sh
+	hack/update-docs.sh
+
+docs: ## regenerate docs/configuration.md and the chart's config values from internal/config
+	hack/update-docs.sh
+
+image: ## the container image: docker build where a Docker engine answers, else bin/liberator-image.tar
+	@if docker info >/dev/null 2>&1; then \
+		echo "docker build -t $(IMAGE)"; \
+		docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMAGE) . ; \
+	else \
+		echo "no Docker engine answers (docker info failed): building the image without one"; \
+		$(MAKE) --no-print-directory image-tarball DATE=$(DATE); \
+	fi
+
+image-tarball: ## the container image as an OCI + docker-archive tarball, bin/liberator-image.tar, without a container engine
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux_$(IMAGE_ARCH)/liberator ./cmd/liberator
+	go -C hack/imagebuild run . -binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator -out $(CURDIR)/bin/liberator-image.tar \
+		-tag $(IMAGE) -version $(VERSION) -revision $(COMMIT) -created $(DATE) -arch $(IMAGE_ARCH)
+	@echo "load it with: docker load -i bin/liberator-image.tar (or podman load, kind load image-archive, crane push)"
 
 verify: ## formatting, vet, staticcheck, generated files
 	hack/verify.sh
 
-test-unit: ## unit tests (pure logic, fakes)
+test-unit: ## unit tests (pure logic, fakes), and the image build (hack/imagebuild)
 	go test -race -count=1 ./...
+	go -C hack/imagebuild test -count=1 ./...
 
 tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh

@@ -7,3 +7,5 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 go tool controller-gen \
 	object:headerFile="$root/hack/boilerplate.go.txt" paths="$root/api/..." \
 	crd:crdVersions=v1 output:crd:artifacts:config="$root/config/crd/bases"
+# The Helm chart installs the same CRD from its crds/ directory.
+cp "$root/config/crd/bases/liberator.dev_takeovers.yaml" "$root/charts/liberator/crds/"

@@ -17,5 +17,11 @@ echo "verify: staticcheck"
 (cd hack/tools/codegen && GOFLAGS=-mod=mod go build -o "$root/bin/staticcheck" honnef.co/go/tools/cmd/staticcheck)
 bin/staticcheck ./...
 bin/staticcheck -tags e2e ./...
+echo "verify: go vet and staticcheck of hack/imagebuild (own module)"
+(cd hack/imagebuild && go vet ./... && "$root/bin/staticcheck" ./...)
 echo "verify: generated files"
 hack/verify-generated.sh
+echo "verify: configuration reference and chart values (hack/update-docs.sh)"
+hack/update-docs.sh -verify
+echo "verify: Helm chart = config/ (hack/verify-chart.sh)"
+hack/verify-chart.sh

@@ -1,0 +1,68 @@
+# The liberator image: one static binary on distroless, run as non-root.
+#
+#   docker build --build-arg VERSION=v0.1.0 --build-arg COMMIT=$(git rev-parse --short HEAD) \
+#       --build-arg DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) -t ghcr.io/liberator-dev/liberator:v0.1.0 .
+#
+# `make image` runs this where a Docker engine answers, and otherwise writes
+# the same image, on an empty base, with hack/imagebuild (no engine needed).
+# Needs BuildKit (the default builder of Docker 23 and later).
+
+FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+ARG TARGETOS=linux
+ARG TARGETARCH
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
+ENV GOTOOLCHAIN=local CGO_ENABLED=0
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY api/ api/
+COPY cmd/ cmd/
+COPY internal/ internal/
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
+    -ldflags "-s -w \
+      -X github.com/liberator-dev/liberator/internal/cli.Version=${VERSION} \
+      -X github.com/liberator-dev/liberator/internal/cli.Commit=${COMMIT} \
+      -X github.com/liberator-dev/liberator/internal/cli.Date=${DATE}" \
+    -o /out/liberator ./cmd/liberator
+
+# The same binary on Debian with the ClusterLabs fence agents, for fence
+# classes with provider fence-agent (docs/fencing.md), which run
+# fence_ipmilan & co. as child processes. Not built by default:
+#   docker build --target fence-agents -t ghcr.io/liberator-dev/liberator:v0.1.0-fence-agents .
+FROM debian:bookworm-slim AS fence-agents
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fence-agents ipmitool ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd -g 65532 nonroot && useradd -u 65532 -g 65532 -M -d /home/nonroot -s /usr/sbin/nologin nonroot
+LABEL org.opencontainers.image.title="liberator" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}" \
+      org.opencontainers.image.source="https://github.com/liberator-dev/liberator" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
+COPY --from=build /out/liberator /liberator
+USER 65532:65532
+ENTRYPOINT ["/liberator"]
+
+# The default image (the last stage). distroless/static: CA certificates,
+# tzdata, /etc/passwd with the nonroot user (65532); no shell, no package
+# manager.
+FROM gcr.io/distroless/static:nonroot
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
+LABEL org.opencontainers.image.title="liberator" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}" \
+      org.opencontainers.image.source="https://github.com/liberator-dev/liberator" \
+      org.opencontainers.image.base.name="gcr.io/distroless/static:nonroot"
+COPY --from=build /out/liberator /liberator
+USER 65532:65532
+ENTRYPOINT ["/liberator"]

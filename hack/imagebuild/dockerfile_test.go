@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The Dockerfile (used where a Docker engine exists) and this program (used
+// where none does) must build the same image: same entrypoint and user, the
+// version variables the binary really has, and the Go version of go.mod.
+func TestDockerfileMatches(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	stages := regexp.MustCompile(`(?m)^FROM `).Split(df, -1)
+	final := stages[len(stages)-1]
+	if !strings.HasPrefix(final, "gcr.io/distroless/static:nonroot") && !strings.HasPrefix(final, "scratch") {
+		t.Errorf("the final stage is FROM %s, want distroless/static:nonroot or scratch", strings.SplitN(final, "\n", 2)[0])
+	}
+	// Every image stage (all but the builder) runs the binary the same way.
+	for _, stage := range stages[2:] {
+		from := strings.SplitN(stage, "\n", 2)[0]
+		for _, want := range []string{`USER ` + user + "\n", `ENTRYPOINT ["` + entrypoint + `"]`, "COPY --from=build /out/liberator " + entrypoint} {
+			if !strings.Contains(stage, want) {
+				t.Errorf("the Dockerfile stage FROM %s lacks %q", from, strings.TrimSpace(want))
+			}
+		}
+	}
+
+	version, err := os.ReadFile("../../internal/cli/version.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"Version", "Commit", "Date"} {
+		if !strings.Contains(df, "-X github.com/liberator-dev/liberator/internal/cli."+v+"=") {
+			t.Errorf("the Dockerfile does not set internal/cli.%s with -ldflags -X", v)
+		}
+		if !regexp.MustCompile(`(?m)^\s*` + v + `\s+=`).Match(version) {
+			t.Errorf("internal/cli/version.go has no variable %s for the Dockerfile's -X flag", v)
+		}
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("the Dockerfile's build does not use %s", want)
+		}
+	}
+
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("no go directive in go.mod")
+	}
+	if want := "FROM --platform=$BUILDPLATFORM golang:" + string(m[1]) + " AS build"; !strings.Contains(df, want) {
+		t.Errorf("the Dockerfile's builder is not %q (go.mod says go %s)", want, m[1])
+	}
+}

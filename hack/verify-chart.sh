@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Proves that the Helm chart (charts/liberator) installs what config/
+# installs, and that its values schema turns bad values away:
+#
+#  1. `helm template` with the default values and `kustomize build
+#     config/default` give the same objects, and so do `--set
+#     mode=DaemonSet` and config/overlays/daemonset. Both sides go through
+#     hack/normalize-manifests (sorted, Helm-only labels dropped, the
+#     controller config compared as the controller reads it); a difference
+#     fails with a diff.
+#  2. the chart's CRD is the generated one, and `helm lint --strict` passes.
+#  3. every values file in hack/testdata/chart-values/valid renders, and the
+#     controller accepts the config the chart writes from it.
+#  4. every values file in hack/testdata/chart-values is rejected by
+#     `helm template` with the schema message its "# want:" lines name.
+#
+# helm and kustomize are built from the Go module proxy at the versions
+# pinned in hack/tools/codegen/go.mod (hack/tools/manifest-tools.sh).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export GOTOOLCHAIN=local
+bin=$(hack/tools/manifest-tools.sh)
+helm=$bin/helm
+kustomize=$bin/kustomize
+chart=charts/liberator
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/normalize" ./hack/normalize-manifests
+failed=0
+fail() {
+	echo "verify-chart: $*" >&2
+	failed=1
+}
+
+# 1. Same objects.
+compare() { # name, kustomization, helm flags...
+	local name=$1 dir=$2
+	shift 2
+	"$kustomize" build "$dir" >"$tmp/$name.kustomize.raw"
+	"$helm" template liberator "$chart" --include-crds "$@" >"$tmp/$name.helm.raw"
+	"$tmp/normalize" <"$tmp/$name.kustomize.raw" >"$tmp/$name.kustomize.yaml"
+	"$tmp/normalize" <"$tmp/$name.helm.raw" >"$tmp/$name.helm.yaml"
+	if ! diff -u --label "kustomize build $dir" --label "helm template $chart $*" \
+		"$tmp/$name.kustomize.yaml" "$tmp/$name.helm.yaml"; then
+		fail "the chart ($*) and $dir differ (above); change both, or the chart's defaults, so that they agree"
+	else
+		echo "verify-chart: helm template $chart $* = kustomize build $dir ($(grep -c '^--- ' "$tmp/$name.helm.yaml") objects)"
+	fi
+}
+compare default config/default
+compare daemonset config/overlays/daemonset --set mode=DaemonSet
+
+# 2. CRD copy and lint.
+if ! cmp -s config/crd/bases/liberator.dev_takeovers.yaml "$chart/crds/liberator.dev_takeovers.yaml"; then
+	fail "$chart/crds/liberator.dev_takeovers.yaml differs from config/crd/bases: run hack/update-generated.sh"
+fi
+if ! "$helm" lint --strict "$chart" >"$tmp/lint" 2>&1; then
+	cat "$tmp/lint" >&2
+	fail "helm lint --strict $chart failed"
+fi
+if "$helm" template liberator "$chart" --set namespace.create=false | grep -q '^kind: Namespace$'; then
+	fail "namespace.create=false still renders a Namespace"
+fi
+
+# 3. Valid values files.
+for f in hack/testdata/chart-values/valid/*.yaml; do
+	if ! "$helm" template liberator "$chart" -f "$f" >"$tmp/valid.raw" 2>"$tmp/valid.err"; then
+		cat "$tmp/valid.err" >&2
+		fail "$f: helm template failed"
+	elif ! "$tmp/normalize" <"$tmp/valid.raw" >/dev/null; then
+		fail "$f: the chart writes a config the controller rejects (above)"
+	fi
+done
+
+# 4. Bad values files.
+n=0
+for f in hack/testdata/chart-values/*.yaml; do
+	n=$((n + 1))
+	if "$helm" template liberator "$chart" -f "$f" >/dev/null 2>"$tmp/err"; then
+		fail "$f: helm template accepted values it must reject"
+		continue
+	fi
+	while IFS= read -r want; do
+		if ! grep -qF -- "$want" "$tmp/err"; then
+			fail "$f: the error does not say \"$want\"; it says: $(cat "$tmp/err")"
+		fi
+	done < <(sed -n 's/^# want: //p' "$f")
+	if ! grep -q '^# want: ' "$f"; then
+		fail "$f has no \"# want:\" line"
+	fi
+done
+echo "verify-chart: $n bad values files rejected with the expected messages"
+
+if [ "$failed" != 0 ]; then
+	exit 1
+fi
+echo "verify-chart: the chart is in step with config/"
