@@ -27,6 +27,7 @@ import (
 // kube-controller-manager's grace period while Kubernetes leaves the pod
 // where it is, and powering the node on makes it Ready with a new boot ID.
 func TestBed(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c, err := bed.Start(ctx, bed.Options{Workers: 2, Log: t.Logf})
 	if err != nil {
@@ -217,6 +218,7 @@ func TestBed(t *testing.T) {
 // replacement pod elsewhere waits with a Multi-Attach error until the node is
 // tainted out-of-service.
 func TestBedVolumes(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c, err := bed.Start(ctx, bed.Options{Workers: 2, Log: t.Logf})
 	if err != nil {

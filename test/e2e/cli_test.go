@@ -61,6 +61,7 @@ func (e *env) cliRun(args ...string) (string, string, error) {
 // then allowed, release, and a drill with --simulate whose report must
 // match the Takeover's timeline.
 func TestOperatorCLI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
 	// Two workers: one down is half of them, more than the default storm
 	// guard (40%) allows.

@@ -111,6 +111,7 @@ func checkOrder(t *testing.T, tk v1alpha1.Takeover, phases ...v1alpha1.Phase) {
 // bound to the same claim, its old VolumeAttachment gone. Then the node
 // comes back: the taint goes, the node is schedulable, the Takeover closes.
 func TestMySQLFailoverDefaults(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2})
 	e.startController("liberator-a", labConfig(""))
 	old := e.deployMySQL()

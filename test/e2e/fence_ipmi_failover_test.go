@@ -110,6 +110,7 @@ func (e *env) fenceReady(node string, status corev1.ConditionStatus, timeout tim
 // says the power is on). liberator must power it off through fence_ipmilan,
 // read OFF back, and only then release mysql-0.
 func TestMySQLFailoverIPMI(t *testing.T) {
+	t.Parallel()
 	requireIPMI(t)
 	e := newEnv(t, bed.Options{Workers: 2})
 	lab := e.startIPMILab("ipmi-e2e-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10))
@@ -167,6 +168,7 @@ func TestMySQLFailoverIPMI(t *testing.T) {
 // the node then fails, fencing fails with the reason, the Takeover shows
 // Failed, and nothing is released.
 func TestIPMIFencePathBroken(t *testing.T) {
+	t.Parallel()
 	requireIPMI(t)
 	e := newEnv(t, bed.Options{Workers: 2})
 	lab := e.startIPMILab("ipmi-e2e-broken")

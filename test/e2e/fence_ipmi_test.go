@@ -79,6 +79,7 @@ func fenceWithTimeout(a *fence.Agent, node string, d time.Duration) (fence.Resul
 // TestFenceIPMIOffIsProven fences a node through fence_ipmilan against a
 // real BMC simulator and measures the fence time, start to OFF read back.
 func TestFenceIPMIOffIsProven(t *testing.T) {
+	t.Parallel()
 	requireIPMI(t)
 	bmc := startBMC(t, "worker-1")
 	ctx := context.Background()
@@ -158,6 +159,7 @@ func TestFenceIPMIOffIsProven(t *testing.T) {
 // TestFenceIPMIReboot: action reboot turns the power off, reads OFF back,
 // and turns it on.
 func TestFenceIPMIReboot(t *testing.T) {
+	t.Parallel()
 	requireIPMI(t)
 	bmc := startBMC(t, "worker-2")
 	a := ipmiFencer(t, bmc, bmc.Password, func(fc *config.FenceClass) { fc.Action = config.ActionReboot })
@@ -177,6 +179,7 @@ func TestFenceIPMIReboot(t *testing.T) {
 // TestFenceIPMIFailures: a wrong password, a BMC that does not answer and a
 // misspelt option each give a clear error, and the power is not touched.
 func TestFenceIPMIFailures(t *testing.T) {
+	t.Parallel()
 	requireIPMI(t)
 	bmc := startBMC(t, "worker-3")
 	ctx := context.Background()

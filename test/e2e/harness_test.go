@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,9 +114,7 @@ func (e *env) startController(name, cfg string, args ...string) *controllerProc 
 	return p
 }
 
-func (p *controllerProc) stop()           { p.Stop() }
 func (p *controllerProc) kill()           { p.Kill() }
-func (p *controllerProc) exited() bool    { return p.Exited() }
 func (p *controllerProc) logText() string { return p.LogText() }
 
 func httpGet(url string) (string, error) {
@@ -190,11 +187,4 @@ func timeline(t *testing.T, title string, t0 time.Time, tk v1alpha1.Takeover) st
 	kit.Timeline(&b, title, t0, tk)
 	t.Log(b.String())
 	return b.String()
-}
-
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }

@@ -39,8 +39,10 @@ func (e *env) failover(title string, timeout time.Duration) (string, v1alpha1.Ta
 
 // Scenario 2 (and 3 for each): every release strategy, fast profile.
 func TestReleaseStrategies(t *testing.T) {
+	t.Parallel()
 	for _, strategy := range []string{"OutOfServiceTaint", "DeleteNode", "ForceDelete"} {
 		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
 			e.startController("liberator-a", fastConfig("releaseStrategy: "+strategy+"\n"))
 			old, tk, rto := e.failover("scenario 2: "+strategy, 2*time.Minute)
@@ -83,6 +85,7 @@ func TestReleaseStrategies(t *testing.T) {
 // Scenario 4: heartbeats stop and resume inside the window: nothing is
 // released, and no incident stays open.
 func TestFlappingNodeNotReleased(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
 	e.startController("liberator-a", fastConfig(""))
 	old := e.deployMySQL()
@@ -117,6 +120,7 @@ func TestFlappingNodeNotReleased(t *testing.T) {
 // released and the guard is reported; when enough come back, the rest are
 // handled.
 func TestStormGuard(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 4, LeaseDurationSeconds: fastLease})
 	ctl := e.startController("liberator-a", fastConfig("maxUnhealthy: 1\n"))
 	e.ensureStorage()
@@ -180,6 +184,7 @@ func TestStormGuard(t *testing.T) {
 // Scenario 7: the leader dies in the middle of a takeover; the other
 // replica resumes it without a second fence or a double release.
 func TestLeaderChangeMidTakeover(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
 	// A long safe time keeps the incident in Fencing long enough to kill
 	// the leader there.
@@ -229,6 +234,7 @@ func TestLeaderChangeMidTakeover(t *testing.T) {
 
 // Scenario 8: the control-plane node loses power: not touched by default.
 func TestControlPlaneNodeUntouched(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 1, LeaseDurationSeconds: fastLease})
 	e.startController("liberator-a", fastConfig(""))
 	if err := e.c.PowerOff(bed.ControlPlaneNode); err != nil {
