@@ -66,13 +66,13 @@ bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'CacheMemory' -benchtime 1x ./internal/controller/
 
 demo: tools build ## power off mysql-0's node on a local cluster and watch the takeover
-	go run -tags e2e ./test/e2e/demo
+	go run ./test/e2e/demo
 
 demo-up: tools build ## start a local cluster with liberator and the seed's MySQL, and keep it
-	go run -tags e2e ./test/e2e/demo --keep
+	go run ./test/e2e/demo --keep
 
 demo-down: ## stop the cluster started by demo-up
-	go run -tags e2e ./test/e2e/demo --down
+	go run ./test/e2e/demo --down
 
 clean:
 	rm -rf bin

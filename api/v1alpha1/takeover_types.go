@@ -57,8 +57,10 @@ type TakeoverSpec struct {
 
 // PhaseTransition is one step of the timeline.
 type PhaseTransition struct {
-	Phase Phase       `json:"phase"`
-	Time  metav1.Time `json:"time"`
+	Phase Phase `json:"phase"`
+	// Time is when the phase was entered, to the microsecond (fencing and
+	// release take well under a second).
+	Time metav1.MicroTime `json:"time"`
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// +optional
@@ -92,7 +94,7 @@ type MovedPod struct {
 	ReplacementNode string `json:"replacementNode,omitempty"`
 	// ReadyTime is when the replacement was first seen Ready.
 	// +optional
-	ReadyTime *metav1.Time `json:"readyTime,omitempty"`
+	ReadyTime *metav1.MicroTime `json:"readyTime,omitempty"`
 }
 
 // TakeoverStatus is the persisted state of the incident.
@@ -173,7 +175,7 @@ type TakeoverList struct {
 }
 
 // PhaseTime returns when the takeover first entered phase p, or nil.
-func (t *Takeover) PhaseTime(p Phase) *metav1.Time {
+func (t *Takeover) PhaseTime(p Phase) *metav1.MicroTime {
 	for i := range t.Status.Timeline {
 		if t.Status.Timeline[i].Phase == p {
 			return &t.Status.Timeline[i].Time

@@ -12,7 +12,7 @@ import (
 )
 
 // DrillReport is what a drill measured. Times of the Takeover's phases are
-// the controller's timestamps as recorded in its timeline (whole seconds);
+// the controller's timestamps as recorded in its timeline (to the microsecond);
 // "observed" times are when the drill saw them, on this machine's clock.
 // Every *Seconds field counts from TriggeredAt, the moment the trigger (the
 // fence call or the simulation command) returned.

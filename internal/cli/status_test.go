@@ -46,6 +46,8 @@ var now = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
 
 func at(d time.Duration) metav1.Time { return metav1.NewTime(now.Add(d)) }
 
+func atMicro(d time.Duration) metav1.MicroTime { return metav1.NewMicroTime(now.Add(d)) }
+
 func node(name, ip string, ready corev1.ConditionStatus, mut ...func(*corev1.Node)) corev1.Node {
 	n := corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}, Annotations: map[string]string{}},
@@ -112,14 +114,14 @@ func fixture() snapshot {
 		Status: v1alpha1.TakeoverStatus{
 			Phase: v1alpha1.PhaseWorkloadsReady, Reason: "AwaitingNodeReturn",
 			Timeline: []v1alpha1.PhaseTransition{
-				{Phase: v1alpha1.PhaseDetected, Time: at(-80 * time.Second), Reason: "LeaseExpired", Message: "Lease not renewed for 40s"},
-				{Phase: v1alpha1.PhaseFencing, Time: at(-80 * time.Second), Reason: "Fencing"},
-				{Phase: v1alpha1.PhaseFenced, Time: at(-75 * time.Second), Reason: "Fenced", Message: "safe time of 5s passed since detection"},
-				{Phase: v1alpha1.PhaseReleased, Time: at(-75 * time.Second), Reason: "AwaitingWorkloads", Message: "out-of-service taint added;\n1 pod released"},
-				{Phase: v1alpha1.PhaseWorkloadsReady, Time: at(-71 * time.Second), Reason: "AwaitingNodeReturn"},
+				{Phase: v1alpha1.PhaseDetected, Time: atMicro(-80 * time.Second), Reason: "LeaseExpired", Message: "Lease not renewed for 40s"},
+				{Phase: v1alpha1.PhaseFencing, Time: atMicro(-80 * time.Second), Reason: "Fencing"},
+				{Phase: v1alpha1.PhaseFenced, Time: atMicro(-75 * time.Second), Reason: "Fenced", Message: "safe time of 5s passed since detection"},
+				{Phase: v1alpha1.PhaseReleased, Time: atMicro(-75 * time.Second), Reason: "AwaitingWorkloads", Message: "out-of-service taint added;\n1 pod released"},
+				{Phase: v1alpha1.PhaseWorkloadsReady, Time: atMicro(-71 * time.Second), Reason: "AwaitingNodeReturn"},
 			},
 			MovedPods: []v1alpha1.MovedPod{{Namespace: "default", Name: "mysql-0", OwnerKind: "StatefulSet", OwnerName: "mysql",
-				ReplacementName: "mysql-0", ReplacementNode: "worker-2", ReadyTime: new(at(-71 * time.Second))}},
+				ReplacementName: "mysql-0", ReplacementNode: "worker-2", ReadyTime: new(atMicro(-71 * time.Second))}},
 			FenceOutput: "safe time of 5s passed since detection",
 		},
 	}
@@ -129,8 +131,8 @@ func fixture() snapshot {
 		Status: v1alpha1.TakeoverStatus{
 			Phase: v1alpha1.PhaseRecovered, Reason: "Closed",
 			Timeline: []v1alpha1.PhaseTransition{
-				{Phase: v1alpha1.PhaseDetected, Time: metav1.NewTime(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Reason: "NotReady"},
-				{Phase: v1alpha1.PhaseRecovered, Time: metav1.NewTime(time.Date(2026, 3, 1, 9, 12, 30, 0, time.UTC)), Reason: "HeartbeatResumed"},
+				{Phase: v1alpha1.PhaseDetected, Time: metav1.NewMicroTime(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Reason: "NotReady"},
+				{Phase: v1alpha1.PhaseRecovered, Time: metav1.NewMicroTime(time.Date(2026, 3, 1, 9, 12, 30, 0, time.UTC)), Reason: "HeartbeatResumed"},
 			},
 		},
 	}

@@ -334,7 +334,7 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 			claimed[m.Namespace+"/"+m.ReplacementName] = true
 		}
 	}
-	now := metav1.NewTime(c.clock.Now())
+	now := metav1.NewMicroTime(c.clock.Now())
 	for i := range t.Status.MovedPods {
 		m := &t.Status.MovedPods[i]
 		if m.OwnerKind == "" || m.ReadyTime != nil {

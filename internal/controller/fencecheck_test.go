@@ -299,7 +299,7 @@ func fencedTakeover(phases ...v1alpha1.Phase) *v1alpha1.Takeover {
 		Spec:   v1alpha1.TakeoverSpec{NodeName: "w1", FenceProvider: config.ProviderFenceAgent, Strategy: v1alpha1.StrategyOutOfServiceTaint},
 		Status: v1alpha1.TakeoverStatus{RebootRequired: true}}
 	for _, p := range phases {
-		tk.Status.Timeline = append(tk.Status.Timeline, v1alpha1.PhaseTransition{Phase: p, Time: metav1.Now()})
+		tk.Status.Timeline = append(tk.Status.Timeline, v1alpha1.PhaseTransition{Phase: p, Time: metav1.NowMicro()})
 		tk.Status.Phase = p
 	}
 	return tk

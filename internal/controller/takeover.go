@@ -97,7 +97,7 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 	s := &t.Status
 	last := len(s.Timeline) - 1
 	if last < 0 || s.Timeline[last].Phase != phase || s.Timeline[last].Reason != reason {
-		s.Timeline = append(s.Timeline, v1alpha1.PhaseTransition{Phase: phase, Time: now, Reason: reason, Message: msg})
+		s.Timeline = append(s.Timeline, v1alpha1.PhaseTransition{Phase: phase, Time: metav1.NewMicroTime(now.Time), Reason: reason, Message: msg})
 		if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil && phase != v1alpha1.PhasePaused && phase != v1alpha1.PhaseFailed {
 			c.m.PhaseSeconds.WithLabelValues(string(phase)).Observe(now.Sub(d.Time).Seconds())
 		}
