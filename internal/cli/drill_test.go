@@ -22,7 +22,9 @@ import (
 func drillFixture() drillObservation {
 	t0 := time.Date(2026, 3, 14, 12, 0, 0, 400_000_000, time.UTC)
 	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	whole := func(s int) metav1.MicroTime { return metav1.NewMicroTime(time.Date(2026, 3, 14, 12, 0, s, 0, time.UTC)) }
+	whole := func(s int) metav1.MicroTime {
+		return metav1.NewMicroTime(time.Date(2026, 3, 14, 12, 0, s, 0, time.UTC))
+	}
 	tk := &v1alpha1.Takeover{
 		ObjectMeta: metav1.ObjectMeta{Name: "worker-1-20260314-120010"},
 		Spec:       v1alpha1.TakeoverSpec{NodeName: "worker-1", Strategy: v1alpha1.StrategyOutOfServiceTaint, FenceProvider: "lab"},
