@@ -57,7 +57,7 @@ tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh
 
 test-e2e: tools build ## the end-to-end failover suite on a local cluster
-	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
+	go test -tags e2e -count=1 -timeout 40m -parallel 4 -v ./test/e2e/...
 
 test: verify test-unit test-e2e ## everything CI runs
 

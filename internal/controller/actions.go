@@ -259,7 +259,7 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 		return 0, err
 	}
 	t.Status.ReleasedVolumeAttachments = appendNew(t.Status.ReleasedVolumeAttachments, vas...)
-	msg := fmt.Sprintf("released by %s: %d pods force-deleted, %d VolumeAttachments deleted", t.Spec.Strategy, len(pods), len(vas))
+	msg := fmt.Sprintf("released by %s: pods force-deleted: %d, VolumeAttachments deleted: %d", t.Spec.Strategy, len(pods), len(vas))
 	if err := c.setPhase(ctx, t, v1alpha1.PhaseReleased, "Released", msg); err != nil {
 		return 0, err
 	}
@@ -353,7 +353,7 @@ func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Dura
 		waiting = append(waiting, m.Namespace+"/"+m.Name)
 	}
 	if len(waiting) == 0 {
-		msg := fmt.Sprintf("all %d released workloads are Ready on other nodes", len(t.Status.MovedPods))
+		msg := fmt.Sprintf("released workloads Ready on other nodes: %d", len(t.Status.MovedPods))
 		if err := c.setPhase(ctx, t, v1alpha1.PhaseWorkloadsReady, decide.ReasonWorkloadsReady, msg); err != nil {
 			return 0, err
 		}
