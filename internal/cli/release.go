@@ -91,12 +91,12 @@ func runRelease(ctx context.Context, s IOStreams, c *clients, node string, o *re
 			done = append(done, "uncordoned")
 		}
 	}
-	if release.HasTaint(n) {
+	if release.HasLiberatorTaint(n) {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error { return release.Untaint(ctx, c.kube, node) })
 		if err != nil {
-			return apiError("remove the out-of-service taint of node "+node, err)
+			return apiError("remove liberator's taints from node "+node, err)
 		}
-		done = append(done, "out-of-service taint removed")
+		done = append(done, "liberator's taints removed")
 	}
 	if len(done) == 0 {
 		fmt.Fprintf(s.Out, "node %s: nothing to release (schedulable, no out-of-service taint)\n", node)

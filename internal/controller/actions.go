@@ -234,7 +234,9 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 	}
 	switch t.Spec.Strategy {
 	case v1alpha1.StrategyOutOfServiceTaint:
-		err = release.Taint(ctx, c.kube, live)
+		err = release.Taint(ctx, c.kube, live, release.OutOfServiceTaint)
+	case v1alpha1.StrategyForceDelete:
+		err = release.Taint(ctx, c.kube, live, release.FencedTaint)
 	case v1alpha1.StrategyDeleteNode:
 		err = release.DeleteNode(ctx, c.kube, live)
 	}
@@ -414,14 +416,14 @@ func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed ma
 // recover removes what liberator added to the returned node and closes the
 // incident.
 func (c *Controller) recover(ctx context.Context, t *v1alpha1.Takeover) (time.Duration, error) {
-	if t.Spec.Strategy == v1alpha1.StrategyOutOfServiceTaint {
+	if t.Spec.Strategy != v1alpha1.StrategyDeleteNode { // a re-registered Node carries no taint of ours
 		err := release.Untaint(ctx, c.kube, t.Spec.NodeName)
 		c.apiResult("untaint", err)
 		if apierrors.IsConflict(err) {
 			return soon, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("remove out-of-service taint from %s: %w", t.Spec.NodeName, err)
+			return 0, fmt.Errorf("remove liberator's taints from %s: %w", t.Spec.NodeName, err)
 		}
 	}
 	msg := "the node is back (healthy, and rebooted where fencing required it); liberator's taint is removed"

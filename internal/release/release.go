@@ -30,6 +30,14 @@ const NodeLeaseNamespace = "kube-node-lease"
 // its pods may be deleted and its volumes detached".
 var OutOfServiceTaint = corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}
 
+// FencedTaint keeps the scheduler from placing a released pod back on a
+// fenced node that Kubernetes has not yet marked unreachable (the
+// ForceDelete strategy, which adds no out-of-service taint).
+var FencedTaint = corev1.Taint{Key: "liberator.dev/fenced", Value: "true", Effect: corev1.TaintEffectNoSchedule}
+
+// Taints are the taints liberator adds; recovery removes them.
+var Taints = []corev1.Taint{OutOfServiceTaint, FencedTaint}
+
 // ErrHeartbeat is returned when a live re-read shows the node is alive.
 var ErrHeartbeat = errors.New("the node's heartbeat changed since the incident was detected: it is alive, nothing is released")
 
@@ -74,9 +82,22 @@ func Live(ctx context.Context, c kubernetes.Interface, name, want string) (*core
 }
 
 // HasTaint reports whether the node carries the out-of-service taint.
-func HasTaint(node *corev1.Node) bool {
+func HasTaint(node *corev1.Node) bool { return has(node, OutOfServiceTaint) }
+
+// HasLiberatorTaint reports whether the node carries any of liberator's
+// taints.
+func HasLiberatorTaint(node *corev1.Node) bool {
+	for _, t := range Taints {
+		if has(node, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func has(node *corev1.Node, taint corev1.Taint) bool {
 	for _, t := range node.Spec.Taints {
-		if t.Key == OutOfServiceTaint.Key && t.Effect == OutOfServiceTaint.Effect {
+		if t.MatchTaint(&taint) {
 			return true
 		}
 	}
@@ -98,17 +119,16 @@ func patchTaints(ctx context.Context, c kubernetes.Interface, node *corev1.Node,
 	return err
 }
 
-// Taint adds the out-of-service taint to node (a live copy), guarded by its
-// resourceVersion.
-func Taint(ctx context.Context, c kubernetes.Interface, node *corev1.Node) error {
-	if HasTaint(node) {
+// Taint adds taint to node (a live copy), guarded by its resourceVersion.
+func Taint(ctx context.Context, c kubernetes.Interface, node *corev1.Node, taint corev1.Taint) error {
+	if has(node, taint) {
 		return nil
 	}
-	taints := append(append([]corev1.Taint(nil), node.Spec.Taints...), OutOfServiceTaint)
+	taints := append(append([]corev1.Taint(nil), node.Spec.Taints...), taint)
 	return patchTaints(ctx, c, node, taints)
 }
 
-// Untaint removes the out-of-service taint from the live node.
+// Untaint removes liberator's taints from the live node.
 func Untaint(ctx context.Context, c kubernetes.Interface, name string) error {
 	node, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -117,12 +137,16 @@ func Untaint(ctx context.Context, c kubernetes.Interface, name string) error {
 	if err != nil {
 		return err
 	}
-	if !HasTaint(node) {
+	if !HasLiberatorTaint(node) {
 		return nil
 	}
 	var keep []corev1.Taint
 	for _, t := range node.Spec.Taints {
-		if !(t.Key == OutOfServiceTaint.Key && t.Effect == OutOfServiceTaint.Effect) {
+		ours := false
+		for _, l := range Taints {
+			ours = ours || t.MatchTaint(&l)
+		}
+		if !ours {
 			keep = append(keep, t)
 		}
 	}

@@ -61,8 +61,8 @@ func TestReleaseStrategies(t *testing.T) {
 					t.Fatalf("node %s has no out-of-service taint", old)
 				}
 			case "ForceDelete":
-				if n := e.node(old); release.HasTaint(n) {
-					t.Fatalf("ForceDelete tainted node %s", old)
+				if n := e.node(old); release.HasTaint(n) || !release.HasLiberatorTaint(n) {
+					t.Fatalf("ForceDelete: node %s taints %v, want liberator's NoSchedule taint and no out-of-service taint", old, n.Spec.Taints)
 				}
 			}
 			// Scenario 3: the node comes back (with DeleteNode it
@@ -72,7 +72,7 @@ func TestReleaseStrategies(t *testing.T) {
 			}
 			closed := e.takeoverIn(old, v1alpha1.PhaseRecovered, 2*time.Minute)
 			n := e.node(old)
-			if release.HasTaint(n) || n.Spec.Unschedulable {
+			if release.HasLiberatorTaint(n) || n.Spec.Unschedulable {
 				t.Fatalf("node %s after recovery: taints %v, unschedulable %v", old, n.Spec.Taints, n.Spec.Unschedulable)
 			}
 			if strategy == "DeleteNode" && string(n.UID) == closed.Spec.NodeUID {
