@@ -61,7 +61,7 @@ func incident(t *v1alpha1.Takeover) *decide.Incident {
 	}
 	s := t.Status
 	inc := &decide.Incident{
-		Phase:          decide.Phase(s.Phase),
+		Phase:          s.Phase,
 		NodeUID:        t.Spec.NodeUID,
 		Fenced:         t.PhaseTime(v1alpha1.PhaseFenced) != nil,
 		Released:       t.PhaseTime(v1alpha1.PhaseReleased) != nil,

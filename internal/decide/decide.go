@@ -1,12 +1,15 @@
 // Package decide holds liberator's decision logic: a pure function from the
 // observed state of one node, its open incident, the cluster and the policy,
-// at a given instant, to the next action. It imports no client and performs
-// no side effects; the controller carries the decision out.
+// at a given instant, to the next action. It imports no client (only the API
+// types) and performs no side effects; the controller carries the decision
+// out.
 package decide
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
 )
 
 // Action is what the controller does next for a node.
@@ -62,20 +65,19 @@ const (
 	ReasonNodeGoneBeforeFence = "NodeDeleted"
 )
 
-// Phase mirrors the Takeover phases (kept as strings so this package does
-// not import the API types).
-type Phase string
+// Phase is a Takeover phase.
+type Phase = v1alpha1.Phase
 
 // Takeover phases.
 const (
-	PhaseDetected       Phase = "Detected"
-	PhaseFencing        Phase = "Fencing"
-	PhaseFenced         Phase = "Fenced"
-	PhaseReleased       Phase = "Released"
-	PhaseWorkloadsReady Phase = "WorkloadsReady"
-	PhaseRecovered      Phase = "Recovered"
-	PhaseFailed         Phase = "Failed"
-	PhasePaused         Phase = "Paused"
+	PhaseDetected       = v1alpha1.PhaseDetected
+	PhaseFencing        = v1alpha1.PhaseFencing
+	PhaseFenced         = v1alpha1.PhaseFenced
+	PhaseReleased       = v1alpha1.PhaseReleased
+	PhaseWorkloadsReady = v1alpha1.PhaseWorkloadsReady
+	PhaseRecovered      = v1alpha1.PhaseRecovered
+	PhaseFailed         = v1alpha1.PhaseFailed
+	PhasePaused         = v1alpha1.PhasePaused
 )
 
 // Node is what the controller observed of a node. Durations are measured on

@@ -112,9 +112,25 @@ func (e *env) fenceReady(node string, status corev1.ConditionStatus, timeout tim
 func TestMySQLFailoverIPMI(t *testing.T) {
 	t.Parallel()
 	requireIPMI(t)
-	e := newEnv(t, bed.Options{Workers: 2})
-	lab := e.startIPMILab("ipmi-e2e-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10))
-	e.startController("liberator-a", lab.config(""))
+	for _, prof := range []struct {
+		name   string
+		lease  int
+		config string
+	}{
+		{"default", 0, ""},
+		{"fast", fastLease, "unhealthyAfter: 10s\nhealthyDelay: 5s\n"},
+	} {
+		t.Run(prof.name, func(t *testing.T) {
+			t.Parallel()
+			mysqlFailoverIPMI(t, prof.name, prof.lease, prof.config)
+		})
+	}
+}
+
+func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
+	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: lease})
+	lab := e.startIPMILab("ipmi-e2e-" + profile + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10))
+	e.startController("liberator-a", lab.config(config))
 	for node := range lab.bmcs {
 		c := e.fenceReady(node, corev1.ConditionTrue, time.Minute)
 		if c.Reason != "FencePathOK" || !strings.Contains(c.Message, "power is on") {
@@ -154,10 +170,10 @@ func TestMySQLFailoverIPMI(t *testing.T) {
 		t.Fatal("the BMC password is in the Takeover's status")
 	}
 	fenceTime := tk.PhaseTime(v1alpha1.PhaseFenced).Sub(tk.PhaseTime(v1alpha1.PhaseFencing).Time)
-	timeline(t, "MySQL StatefulSet, IPMI fencing (fence_ipmilan, ipmi_sim), defaults", t0, tk)
+	timeline(t, "MySQL StatefulSet, IPMI fencing (fence_ipmilan, ipmi_sim), profile "+profile, t0, tk)
 	t.Logf("fence output: %s", tk.Status.FenceOutput)
 	t.Logf("RTO (cut-off to mysql-0 Ready on %s): %.1fs; fencing took %.1fs", p.Spec.NodeName, rto.Seconds(), fenceTime.Seconds())
-	fmt.Printf("RESULT scenario=ipmi profile=default strategy=OutOfServiceTaint rto_seconds=%.1f fence_seconds=%.2f\n", rto.Seconds(), fenceTime.Seconds())
+	fmt.Printf("RESULT scenario=ipmi profile=%s strategy=OutOfServiceTaint rto_seconds=%.1f fence_seconds=%.2f\n", profile, rto.Seconds(), fenceTime.Seconds())
 	e.expectEvent(old, "Fenced")
 	if !release.HasTaint(e.node(old)) {
 		t.Fatalf("node %s does not carry the out-of-service taint", old)

@@ -141,13 +141,13 @@ func takeover(ctx context.Context, env *kit.Env, node string) error {
 		}
 		seen = printPhases(ctx, env, node, seen, row)
 		if !notReady {
-			if n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && !nodeReady(n) {
+			if n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && !kit.NodeReady(n) {
 				notReady = true
 				row("NodeNotReady", "kube-controller-manager marks "+node+" Ready=Unknown", time.Now())
 			}
 		}
 		if !moved {
-			if p, err := env.Kube.CoreV1().Pods("default").Get(ctx, "mysql-0", metav1.GetOptions{}); err == nil && p.Spec.NodeName != node && p.Spec.NodeName != "" && podReady(p) {
+			if p, err := env.Kube.CoreV1().Pods("default").Get(ctx, "mysql-0", metav1.GetOptions{}); err == nil && p.Spec.NodeName != node && p.Spec.NodeName != "" && kit.PodReady(p) {
 				moved, rto = true, time.Since(t0)
 				row("mysql-0 Ready", "on "+p.Spec.NodeName+", same claim pvc-mysql-0", time.Now())
 			}
@@ -214,7 +214,7 @@ func waitPod(ctx context.Context, env *kit.Env, notOn string, timeout time.Durat
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		p, err := env.Kube.CoreV1().Pods("default").Get(ctx, "mysql-0", metav1.GetOptions{})
-		if err == nil && p.Spec.NodeName != "" && p.Spec.NodeName != notOn && podReady(p) {
+		if err == nil && p.Spec.NodeName != "" && p.Spec.NodeName != notOn && kit.PodReady(p) {
 			return p, nil
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -302,22 +302,4 @@ func stopKept() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("the demo process %d did not stop within 30 s", pid)
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
