@@ -95,7 +95,11 @@ func Preflight(ctx context.Context, kube kubernetes.Interface, leaderNamespace, 
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("RBAC forbids what the controller needs: %s; apply config/rbac (kubectl apply -k config/default) or the Helm chart", strings.Join(missing, "; "))
+		what := strings.Join(missing, "; ")
+		if len(missing) > 3 {
+			what = fmt.Sprintf("%s; and %d more of the %d permissions", strings.Join(missing[:3], "; "), len(missing)-3, len(Permissions(leaderNamespace, leaderName)))
+		}
+		return fmt.Errorf("RBAC forbids what the controller needs: %s; apply config/rbac (kubectl apply -k config/default) or the Helm chart", what)
 	}
 	return nil
 }
