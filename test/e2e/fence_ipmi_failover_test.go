@@ -129,7 +129,8 @@ func TestMySQLFailoverIPMI(t *testing.T) {
 
 func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: lease})
-	lab := e.startIPMILab("ipmi-e2e-" + profile + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10))
+	// IPMI passwords hold at most 16 bytes (20 with IPMI 2.0).
+	lab := e.startIPMILab("ipmi-" + profile[:1] + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10))
 	e.startController("liberator-a", lab.config(config))
 	for node := range lab.bmcs {
 		c := e.fenceReady(node, corev1.ConditionTrue, time.Minute)
