@@ -39,6 +39,7 @@ import (
 const (
 	byNode  = "node"
 	byOwner = "owner"
+	byPhase = "phase"
 )
 
 // Options are the controller's dependencies, injected.
@@ -158,7 +159,7 @@ func New(o Options) (*Controller, error) {
 		return nil, err
 	}
 	c.takeovers = cache.NewSharedIndexInformer(c.takeoverListWatch(), &v1alpha1.Takeover{}, 0,
-		cache.Indexers{byNode: takeoverNodeIndex})
+		cache.Indexers{byNode: takeoverNodeIndex, byPhase: takeoverPhaseIndex})
 	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers} {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			c.apiResult("watch", err)
@@ -261,11 +262,9 @@ func (c *Controller) onLease(o any, window time.Duration) {
 // enqueueReleased queues the nodes whose released workloads are being
 // watched.
 func (c *Controller) enqueueReleased() {
-	for _, o := range c.takeovers.GetStore().List() {
-		t := o.(*v1alpha1.Takeover)
-		if t.Status.Phase == v1alpha1.PhaseReleased {
-			c.queue.Add(t.Spec.NodeName)
-		}
+	objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(v1alpha1.PhaseReleased))
+	for _, o := range objs {
+		c.queue.Add(o.(*v1alpha1.Takeover).Spec.NodeName)
 	}
 }
 
@@ -303,6 +302,14 @@ func vaNodeIndex(o any) ([]string, error) {
 		return nil, nil
 	}
 	return []string{va.Spec.NodeName}, nil
+}
+
+func takeoverPhaseIndex(o any) ([]string, error) {
+	t, ok := o.(*v1alpha1.Takeover)
+	if !ok {
+		return nil, nil
+	}
+	return []string{string(t.Status.Phase)}, nil
 }
 
 func takeoverNodeIndex(o any) ([]string, error) {
@@ -349,7 +356,9 @@ func (c *Controller) Run(ctx context.Context) {
 		c.queue.Add(name)
 	}
 	for _, o := range c.takeovers.GetStore().List() {
-		c.queue.Add(o.(*v1alpha1.Takeover).Spec.NodeName)
+		if t := o.(*v1alpha1.Takeover); !t.Status.Phase.Closed() {
+			c.queue.Add(t.Spec.NodeName)
+		}
 	}
 	var wg sync.WaitGroup
 	for range c.workers {
@@ -425,13 +434,10 @@ func (c *Controller) updateStorm(t tally) {
 }
 
 func (c *Controller) publishPhases() {
-	counts := map[v1alpha1.Phase]int{}
-	for _, o := range c.takeovers.GetStore().List() {
-		counts[o.(*v1alpha1.Takeover).Status.Phase]++
-	}
 	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased,
 		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseRecovered, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
-		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(counts[p]))
+		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
+		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(len(objs)))
 	}
 }
 

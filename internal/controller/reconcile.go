@@ -20,21 +20,22 @@ var controlPlaneLabels = []string{"node-role.kubernetes.io/control-plane", "node
 func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration, error) {
 	node := c.cachedNode(name)
 	tk := c.openTakeover(name)
-	if tk != nil {
-		// An incident is under way: act on the API server's copy, never on
-		// a cache that may lag behind our own last write.
+	d := decide.Decide(c.input(name, node, tk, false))
+	if tk != nil && !noop(d, tk) {
+		// An incident is to move on: act on the API server's copy, never
+		// on a cache that may lag behind our own last write. Decisions that
+		// change nothing are taken from the cache, so a storm of paused
+		// incidents costs no reads.
 		live, err := c.getLive(ctx, tk.Name)
 		if err != nil {
 			return 0, err
 		}
 		if live == nil || live.Status.Phase.Closed() {
-			tk = nil
-		} else {
-			tk = live
+			live = nil
 		}
+		d = decide.Decide(c.input(name, node, live, true))
+		tk = live
 	}
-	in := c.input(name, node, tk)
-	d := decide.Decide(in)
 	c.m.Decisions.WithLabelValues(string(d.Action)).Inc()
 	log := c.log.WithValues("node", name, "action", d.Action, "reason", d.Reason)
 	if d.Action != decide.None {
@@ -61,6 +62,12 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 		return c.abort(ctx, tk, d)
 	}
 	return 0, nil
+}
+
+// noop reports whether carrying d out on t would change nothing.
+func noop(d decide.Decision, t *v1alpha1.Takeover) bool {
+	return d.Action == decide.None ||
+		(d.Action == decide.Pause && t.Status.Phase == v1alpha1.PhasePaused && t.Status.Reason == d.Reason)
 }
 
 func (c *Controller) cachedNode(name string) *corev1.Node {
@@ -102,8 +109,10 @@ func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {
 	return c.cfg.ClassFor(n.Name, n.Labels)
 }
 
-// input gathers what decide needs for one node.
-func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover) decide.Input {
+// input gathers what decide needs for one node. With fresh, the guards use
+// a count taken now rather than the last tick's (for decisions that act:
+// a storm that began since the tick must hold them).
+func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover, fresh bool) decide.Input {
 	window := c.cfg.UnhealthyAfter.Duration
 	v := c.health.view(name, window)
 	n := decide.Node{Name: name, Exists: node != nil}
@@ -120,8 +129,7 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 		}
 	}
 	t := *c.counts.Load()
-	if tk != nil {
-		// Guards on an incident use a fresh count, not the last tick's.
+	if fresh {
 		t = c.countNow()
 	}
 	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
@@ -160,13 +168,12 @@ func (c *Controller) countNow() tally {
 // active counts other incidents in Fencing or Fenced.
 func (c *Controller) active(except string) int {
 	n := 0
-	for _, o := range c.takeovers.GetStore().List() {
-		t := o.(*v1alpha1.Takeover)
-		if t.Spec.NodeName == except {
-			continue
-		}
-		if t.Status.Phase == v1alpha1.PhaseFencing || t.Status.Phase == v1alpha1.PhaseFenced {
-			n++
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
+		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
+		for _, o := range objs {
+			if o.(*v1alpha1.Takeover).Spec.NodeName != except {
+				n++
+			}
 		}
 	}
 	return n
