@@ -82,43 +82,25 @@ func (a *Agent) Fence(ctx context.Context, t Target) (Result, error) {
 		return Result{Done: true, PowerOff: true, Output: keep(out)}, nil
 	}
 	// The agent said the power is off; read it back until it says so too.
-	confirm := a.ConfirmTimeout
-	if confirm <= 0 {
-		confirm = 10 * time.Second
-	}
-	poll := a.PollInterval
-	if poll <= 0 {
-		poll = 200 * time.Millisecond
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < confirm {
-		confirm = time.Until(dl).Round(time.Millisecond)
-	}
-	cctx, cancel := context.WithTimeout(ctx, confirm)
-	defer cancel()
-	reads := 0
-	var last string
-	for {
-		reads++
+	reads, window, last, ok := confirmOff(ctx, a.ConfirmTimeout, a.PollInterval, func(cctx context.Context) (bool, string) {
 		st, err := s.run(cctx, "status")
 		switch {
 		case err != nil:
-			last = err.Error()
+			return false, err.Error()
 		case st.code == agentStatusOff:
-			out := fmt.Sprintf("%s off: %s; status read OFF back (%d read(s)); fenced in %s",
-				s.name, r.summary(), reads, time.Since(start).Round(time.Millisecond))
-			return Result{Done: true, PowerOff: true, Output: keep(out)}, nil
+			return true, ""
 		case st.code == agentStatusOn:
-			last = "status still reads ON"
-		default:
-			last = s.failure("status", st).Error()
+			return false, "status still reads ON"
 		}
-		select {
-		case <-cctx.Done():
-			return Result{}, fmt.Errorf("%s off reported success (%s) but status did not read OFF within %s (%d reads; last: %s); the node is not proven off",
-				s.name, r.summary(), confirm, reads, last)
-		case <-time.After(poll):
-		}
+		return false, s.failure("status", st).Error()
+	})
+	if !ok {
+		return Result{}, fmt.Errorf("%s off reported success (%s) but status did not read OFF within %s (%d reads; last: %s); the node is not proven off",
+			s.name, r.summary(), window, reads, last)
 	}
+	out := fmt.Sprintf("%s off: %s; status read OFF back (%d read(s)); fenced in %s",
+		s.name, r.summary(), reads, time.Since(start).Round(time.Millisecond))
+	return Result{Done: true, PowerOff: true, Output: keep(out)}, nil
 }
 
 // Status runs the agent's status action.

@@ -169,3 +169,34 @@ func (w Wait) Fence(_ context.Context, t Target) (Result, error) {
 	}
 	return Result{Done: true, Output: fmt.Sprintf("safe time of %s passed since detection", w.SafeTime)}, nil
 }
+
+// confirmOff reads the power state through read until it reports off: every
+// poll (default 200 ms), for at most confirm (default 10 s, and never beyond
+// ctx's deadline). It returns how many reads it made, the window it
+// allowed, the last reading when it never saw off, and whether it did.
+func confirmOff(ctx context.Context, confirm, poll time.Duration, read func(context.Context) (off bool, last string)) (reads int, window time.Duration, last string, ok bool) {
+	if confirm <= 0 {
+		confirm = 10 * time.Second
+	}
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	if dl, has := ctx.Deadline(); has && time.Until(dl) < confirm {
+		confirm = time.Until(dl).Round(time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, confirm)
+	defer cancel()
+	for {
+		reads++
+		off, l := read(cctx)
+		if off {
+			return reads, confirm, "", true
+		}
+		last = l
+		select {
+		case <-cctx.Done():
+			return reads, confirm, last, false
+		case <-time.After(poll):
+		}
+	}
+}

@@ -56,34 +56,16 @@ func (r *Redfish) Fence(ctx context.Context, t Target) (Result, error) {
 			return Result{}, s.explain("Reset ForceOff", err)
 		}
 	}
-	confirm := r.ConfirmTimeout
-	if confirm <= 0 {
-		confirm = 10 * time.Second
-	}
-	poll := r.PollInterval
-	if poll <= 0 {
-		poll = 200 * time.Millisecond
-	}
-	deadline := time.Now().Add(confirm)
-	reads := 0
-	for {
-		reads++
+	reads, window, last, ok := confirmOff(ctx, r.ConfirmTimeout, r.PollInterval, func(context.Context) (bool, string) {
 		cur, err := s.powerState(sys.ODataID)
-		if err == nil && cur == schemas.OffPowerState {
-			break
-		}
-		last := fmt.Sprintf("PowerState %s", cur)
 		if err != nil {
-			last = err.Error()
+			return false, err.Error()
 		}
-		if time.Now().Add(poll).After(deadline) || ctx.Err() != nil {
-			return Result{}, fmt.Errorf("redfish %s: Reset ForceOff of %s accepted but PowerState did not read Off within %s (%d reads; last: %s); the node is not proven off",
-				s.endpoint, sys.ODataID, confirm, reads, last)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(poll):
-		}
+		return cur == schemas.OffPowerState, fmt.Sprintf("PowerState %s", cur)
+	})
+	if !ok {
+		return Result{}, fmt.Errorf("redfish %s: Reset ForceOff of %s accepted but PowerState did not read Off within %s (%d reads; last: %s); the node is not proven off",
+			s.endpoint, sys.ODataID, window, reads, last)
 	}
 	out := fmt.Sprintf("redfish %s: system %s was %s; Reset ForceOff; PowerState read Off (%d read(s))", s.endpoint, sys.ODataID, orUnknown(was), reads)
 	if was == schemas.OffPowerState {
