@@ -85,6 +85,11 @@ type MovedPod struct {
 	OwnerUID string `json:"ownerUID,omitempty"`
 	// +optional
 	OwnerAPIVersion string `json:"ownerAPIVersion,omitempty"`
+	// SiblingUIDs are the UIDs of the owner's other pods when this pod was
+	// released (not for a StatefulSet, whose replacement keeps the name):
+	// none of them is its replacement.
+	// +optional
+	SiblingUIDs []string `json:"siblingUIDs,omitempty"`
 	// ReplacementName is the pod that took over (the same name for a
 	// StatefulSet pod).
 	// +optional
