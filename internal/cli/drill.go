@@ -20,6 +20,7 @@ import (
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/fence"
+	"github.com/liberator-dev/liberator/internal/kubeutil"
 )
 
 // SimulateCommandEnv names the environment variable holding the default
@@ -249,7 +250,7 @@ func runDrill(ctx context.Context, s IOStreams, c *clients, node string, o *dril
 	if err != nil {
 		return err
 	}
-	if st := nodeCondition(n, corev1.NodeReady); st != corev1.ConditionTrue {
+	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
 		return fmt.Errorf("node %s is not Ready (Ready=%s): a drill starts from a healthy node", node, orDash(string(st)))
 	}
 	before, err := listTakeovers(ctx, c.tk, node)
@@ -259,7 +260,7 @@ func runDrill(ctx context.Context, s IOStreams, c *clients, node string, o *dril
 		}
 		return apiError("list Takeovers", err)
 	}
-	if t := openTakeover(before); t != nil {
+	if t := v1alpha1.OpenTakeoverOf(before); t != nil {
 		return fmt.Errorf("node %s has an open Takeover %s (phase %s): finish it before a drill", node, t.Name, t.Status.Phase)
 	}
 	known := map[string]bool{}

@@ -173,7 +173,7 @@ func buildDrillReport(ob drillObservation) DrillReport {
 				last = m.Ready
 			}
 			dp.Last = ""
-		} else if m.recreated() {
+		} else if m.Recreated() {
 			allReady = false
 		}
 		r.Pods = append(r.Pods, dp)

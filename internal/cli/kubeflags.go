@@ -164,16 +164,6 @@ func sortTakeovers(l []v1alpha1.Takeover) {
 	})
 }
 
-// openTakeover returns the newest Takeover of the list that is not closed.
-func openTakeover(l []v1alpha1.Takeover) *v1alpha1.Takeover {
-	for i := len(l) - 1; i >= 0; i-- {
-		if !l[i].Status.Phase.Closed() {
-			return &l[i]
-		}
-	}
-	return nil
-}
-
 // isNoCRD reports whether err says the Takeover kind is not served.
 func isNoCRD(err error) bool {
 	if apierrors.IsNotFound(err) {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/kubeutil"
 	"github.com/liberator-dev/liberator/internal/release"
 )
 
@@ -53,10 +54,10 @@ healthy). --force releases anyway.`,
 // Ready, or one of its Takeovers is still open.
 func releaseBlockers(n *corev1.Node, tks []v1alpha1.Takeover) []string {
 	var out []string
-	if st := nodeCondition(n, corev1.NodeReady); st != corev1.ConditionTrue {
+	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
 		out = append(out, fmt.Sprintf("node %s is not Ready (Ready=%s)", n.Name, orDash(string(st))))
 	}
-	if t := openTakeover(tks); t != nil {
+	if t := v1alpha1.OpenTakeoverOf(tks); t != nil {
 		why := ""
 		if t.Status.Reason != "" {
 			why = ", " + t.Status.Reason

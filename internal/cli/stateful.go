@@ -9,7 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/liberator-dev/liberator/internal/kubeutil"
 	"github.com/liberator-dev/liberator/internal/release"
+	"github.com/liberator-dev/liberator/internal/replacement"
 )
 
 // Why a pod is at risk when its node fails.
@@ -58,19 +60,6 @@ func atRisk(p *corev1.Pod, claims map[string]bool) string {
 	return ""
 }
 
-// podReady reports whether the pod is Running and Ready.
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // podState is a short description of where a pod stands, for progress
 // lines.
 func podState(p *corev1.Pod) string {
@@ -85,24 +74,19 @@ func podState(p *corev1.Pod) string {
 			return fmt.Sprintf("%s on %s: %s", p.Status.Phase, p.Spec.NodeName, w.Reason)
 		}
 	}
-	if p.Status.Phase == corev1.PodRunning && !podReady(p) {
+	if p.Status.Phase == corev1.PodRunning && !kubeutil.PodReady(p) {
 		return "Running on " + p.Spec.NodeName + ", not Ready"
 	}
 	return fmt.Sprintf("%s on %s", p.Status.Phase, p.Spec.NodeName)
 }
 
 // movingPod is a stateful pod that leaves a node, and what became of it.
+// Which pod stands in for it is replacement.Moved's answer, the one the
+// controller gives too.
 type movingPod struct {
-	Namespace, Name string
-	UID             types.UID
-	Risk            string
-	OwnerKind       string
-	OwnerName       string
-	OwnerUID        types.UID
-	From            string
-	// before holds the UIDs of the owner's pods that existed when the move
-	// began: none of them is a replacement.
-	before map[types.UID]bool
+	replacement.Moved
+	Risk      string
+	OwnerName string
 
 	Replacement string
 	Node        string
@@ -124,30 +108,14 @@ func (m *movingPod) owner() string {
 }
 
 func newMovingPod(p *corev1.Pod, risk string) *movingPod {
-	m := &movingPod{Namespace: p.Namespace, Name: p.Name, UID: p.UID, Risk: risk, From: p.Spec.NodeName, Last: "on " + p.Spec.NodeName}
+	m := &movingPod{
+		Moved: replacement.Moved{Namespace: p.Namespace, Name: p.Name, UID: p.UID, From: p.Spec.NodeName},
+		Risk:  risk, Last: "on " + p.Spec.NodeName,
+	}
 	if o := metav1.GetControllerOf(p); o != nil {
 		m.OwnerKind, m.OwnerName, m.OwnerUID = o.Kind, o.Name, o.UID
 	}
 	return m
-}
-
-// recreated reports whether a controller recreates the pod after it is
-// deleted. A pod without one is gone for good.
-func (m *movingPod) recreated() bool { return m.OwnerKind != "" }
-
-// replacedBy reports whether p stands in for m: for a StatefulSet pod the
-// pod of the same name with a new UID; for another controller's pod a new
-// pod of the same controller; either bound to a node other than the one m
-// left.
-func (m *movingPod) replacedBy(p *corev1.Pod) bool {
-	if p.Namespace != m.Namespace || p.UID == m.UID || p.DeletionTimestamp != nil {
-		return false
-	}
-	if m.OwnerKind == "StatefulSet" || m.OwnerKind == "" {
-		return p.Name == m.Name
-	}
-	o := metav1.GetControllerOf(p)
-	return o != nil && o.UID == m.OwnerUID && !m.before[p.UID]
 }
 
 // podEvent is a pod as seen at a time.
@@ -170,19 +138,20 @@ func newTracker(pods []*movingPod) *tracker {
 	return &tracker{pods: pods, claimed: map[types.UID]*movingPod{}}
 }
 
-// noteExisting records pods that exist before the move begins, so that none
-// of them is taken for a replacement.
+// noteExisting records a pod that exists before the move begins as a
+// sibling of the moving pods of its owner (Moved.Siblings), so that it is
+// never taken for a replacement.
 func (t *tracker) noteExisting(p *corev1.Pod) {
 	o := metav1.GetControllerOf(p)
 	if o == nil {
 		return
 	}
 	for _, m := range t.pods {
-		if m.OwnerUID == o.UID && m.OwnerKind != "StatefulSet" {
-			if m.before == nil {
-				m.before = map[types.UID]bool{}
+		if m.OwnerUID == o.UID && m.UID != p.UID {
+			if m.Siblings == nil {
+				m.Siblings = map[types.UID]bool{}
 			}
-			m.before[p.UID] = true
+			m.Siblings[p.UID] = true
 		}
 	}
 }
@@ -198,10 +167,11 @@ type progress struct {
 // left (possible only if that node is schedulable) is noted as such.
 func (t *tracker) observe(p *corev1.Pod, at time.Time) []progress {
 	var out []progress
+	rp := replacement.FromPod(p)
 	m := t.claimed[p.UID]
 	if m == nil {
 		for _, c := range t.pods {
-			if c.Ready.IsZero() && c.Replacement == "" && c.replacedBy(p) {
+			if c.Ready.IsZero() && c.Replacement == "" && c.StandsIn(rp) {
 				m = c
 				break
 			}
@@ -233,7 +203,7 @@ func (t *tracker) observe(p *corev1.Pod, at time.Time) []progress {
 		out = append(out, progress{pod: m, what: "scheduled"})
 	}
 	m.Last = podState(p)
-	if m.Ready.IsZero() && podReady(p) {
+	if m.Ready.IsZero() && rp.Ready {
 		m.Ready, m.Node = at, p.Spec.NodeName
 		out = append(out, progress{pod: m, what: "ready"})
 	}
@@ -275,7 +245,7 @@ func (p progress) describe() string {
 func (t *tracker) waiting() []*movingPod {
 	var out []*movingPod
 	for _, m := range t.pods {
-		if m.recreated() && m.Ready.IsZero() {
+		if m.Recreated() && m.Ready.IsZero() {
 			out = append(out, m)
 		}
 	}

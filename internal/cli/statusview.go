@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/kubeutil"
 	"github.com/liberator-dev/liberator/internal/release"
 )
 
@@ -124,7 +125,7 @@ func nodeStatuses(s snapshot) []NodeStatus {
 		n := &s.Nodes[i]
 		ns := NodeStatus{
 			Name:            n.Name,
-			Ready:           string(nodeCondition(n, corev1.NodeReady)),
+			Ready:           string(kubeutil.NodeReadyStatus(n)),
 			Cordoned:        n.Spec.Unschedulable,
 			OutOfService:    release.HasTaint(n),
 			PlannedTakeover: n.Annotations[PlannedTakeoverAnnotation],
@@ -160,7 +161,7 @@ func nodeStatuses(s snapshot) []NodeStatus {
 		if len(tks) > 0 {
 			ns.LastTakeoverName = tks[len(tks)-1].Name
 		}
-		if t := openTakeover(tks); t != nil {
+		if t := v1alpha1.OpenTakeoverOf(tks); t != nil {
 			since := t.CreationTimestamp.Time
 			if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil {
 				since = d.Time
@@ -174,15 +175,6 @@ func nodeStatuses(s snapshot) []NodeStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {
-	for _, c := range n.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
 }
 
 func taintString(t corev1.Taint) string {

@@ -20,6 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/kubeutil"
 )
 
 type takeoverOptions struct {
@@ -124,14 +127,14 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 	if err != nil {
 		return err
 	}
-	if st := nodeCondition(n, corev1.NodeReady); st != corev1.ConditionTrue {
+	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
 		return fmt.Errorf("node %s is not Ready (Ready=%s): a planned takeover drains a live node; a failed node is the controller's to take over (see liberator status %s)", node, orDash(string(st)), node)
 	}
 	tks, err := c.takeovers(ctx, node)
 	if err != nil {
 		return err
 	}
-	if t := openTakeover(tks); t != nil {
+	if t := v1alpha1.OpenTakeoverOf(tks); t != nil {
 		return fmt.Errorf("node %s has an open Takeover %s (phase %s): the controller is handling it (see liberator status %s)", node, t.Name, t.Status.Phase, node)
 	}
 	wasCordoned := n.Spec.Unschedulable
@@ -251,7 +254,7 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 	r.mark("Drained", plural(len(pods), "pod")+" evicted")
 
 	for _, m := range moving {
-		if !m.recreated() {
+		if !m.Recreated() {
 			r.logf("%s has no controller: deleted, nothing recreates it", m.key())
 		}
 	}
