@@ -1,0 +1,352 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// FieldError names the field that is wrong, the bad value and the fix.
+type FieldError struct {
+	Field, Value, Want string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s: invalid value %s: %s", e.Field, e.Value, e.Want)
+}
+
+func bad(field string, value any, want string) error {
+	return &FieldError{Field: field, Value: fmt.Sprintf("%q", fmt.Sprint(value)), Want: want}
+}
+
+// problems collects validation errors in the order they are found.
+type problems []error
+
+// add records that field has the bad value value, and what it wants instead.
+func (p *problems) add(field string, value any, want string) {
+	*p = append(*p, bad(field, value, want))
+}
+
+// Validate checks every field and returns all problems found.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateHeader(&p)
+	c.validateTimes(&p)
+	c.validateSelection(&p)
+	c.validateFencing(&p)
+	c.validateRetry(&p)
+	c.validateLeaderElection(&p)
+	return errors.Join(p...)
+}
+
+// validateHeader checks apiVersion and kind.
+func (c *Config) validateHeader(p *problems) {
+	if c.APIVersion != APIVersion {
+		p.add("apiVersion", c.APIVersion, "must be "+APIVersion)
+	}
+	if c.Kind != Kind {
+		p.add("kind", c.Kind, "must be "+Kind)
+	}
+}
+
+// positive checks that a duration is above zero.
+func (p *problems) positive(field string, d Duration) {
+	if d.Duration <= 0 {
+		p.add(field, d.Duration, "must be a positive duration such as \"30s\"")
+	}
+}
+
+// validateTimes checks the top-level durations.
+func (c *Config) validateTimes(p *problems) {
+	p.positive("unhealthyAfter", c.UnhealthyAfter)
+	if c.HealthyDelay.Duration < 0 {
+		p.add("healthyDelay", c.HealthyDelay.Duration, "must not be negative")
+	}
+	p.positive("workloadTimeout", c.WorkloadTimeout)
+	if c.FenceCheckInterval.Duration < 0 {
+		p.add("fenceCheckInterval", c.FenceCheckInterval.Duration, "must be a duration such as \"1m\", or \"0s\" to turn the check off")
+	}
+}
+
+// validateSelection checks how nodes are chosen and how many are taken over
+// at once: releaseStrategy, maxUnhealthy, maxConcurrent, nodeSelector and
+// optOutLabel.
+func (c *Config) validateSelection(p *problems) {
+	switch c.ReleaseStrategy {
+	case StrategyOutOfServiceTaint, StrategyDeleteNode, StrategyForceDelete:
+	default:
+		p.add("releaseStrategy", c.ReleaseStrategy, "must be one of OutOfServiceTaint, DeleteNode, ForceDelete")
+	}
+	if _, err := c.MaxUnhealthyOf(100); err != nil {
+		p.add("maxUnhealthy", c.MaxUnhealthy.String(), err.Error())
+	}
+	if c.MaxConcurrent < 1 {
+		p.add("maxConcurrent", c.MaxConcurrent, "must be at least 1")
+	}
+	if _, err := labels.Parse(c.NodeSelector); err != nil {
+		p.add("nodeSelector", c.NodeSelector, "must be a label selector such as \"role=db\": "+err.Error())
+	}
+	if c.OptOutLabel == "" {
+		p.add("optOutLabel", c.OptOutLabel, "must be a label key")
+	} else if _, err := metav1.ParseToLabelSelector(c.OptOutLabel); err != nil {
+		p.add("optOutLabel", c.OptOutLabel, "must be a label key: "+err.Error())
+	}
+}
+
+// validateFencing checks every fence class, in order.
+func (c *Config) validateFencing(p *problems) {
+	names := map[string]bool{}
+	for i := range c.Fencing.Classes {
+		validateClass(p, fmt.Sprintf("fencing.classes[%d]", i), &c.Fencing.Classes[i], names)
+	}
+}
+
+// validateClass checks one fence class, whose field path is f; names holds
+// the names of the classes before it.
+func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool) {
+	if fc.Name == "" {
+		p.add(f+".name", fc.Name, "every fence class needs a name")
+	} else if names[fc.Name] {
+		p.add(f+".name", fc.Name, "fence class names must be unique")
+	}
+	names[fc.Name] = true
+	if _, err := labels.Parse(fc.NodeSelector); err != nil {
+		p.add(f+".nodeSelector", fc.NodeSelector, "must be a label selector: "+err.Error())
+	}
+	switch fc.Provider {
+	case ProviderNone:
+	case ProviderWait:
+		if fc.Wait == nil || fc.Wait.SafeTime.Duration <= 0 {
+			p.add(f+".wait.safeTime", "", "the wait provider needs a positive wait.safeTime")
+		}
+	case ProviderFenceAgent, ProviderRedfish:
+	default:
+		p.add(f+".provider", fc.Provider, "must be one of fence-agent, redfish, wait, none")
+	}
+	validatePowerFence(p, f, fc)
+	if fc.Timeout.Duration <= 0 {
+		p.add(f+".timeout", fc.Timeout.Duration, "must be a positive duration")
+	}
+}
+
+// validateRetry checks the fence backoff and the API guard.
+func (c *Config) validateRetry(p *problems) {
+	p.positive("retry.initialBackoff", c.Retry.InitialBackoff)
+	if c.Retry.MaxBackoff.Duration < c.Retry.InitialBackoff.Duration {
+		p.add("retry.maxBackoff", c.Retry.MaxBackoff.Duration, "must be at least retry.initialBackoff")
+	}
+	if c.Retry.MaxAttempts < 0 {
+		p.add("retry.maxAttempts", c.Retry.MaxAttempts, "must be 0 (no limit) or more")
+	}
+	if c.APIGuard.FailureThreshold < 1 {
+		p.add("apiGuard.failureThreshold", c.APIGuard.FailureThreshold, "must be at least 1")
+	}
+}
+
+// validateLeaderElection checks the Lease settings when leader election is
+// on.
+func (c *Config) validateLeaderElection(p *problems) {
+	le := c.LeaderElection
+	if !le.Enabled {
+		return
+	}
+	if le.Namespace == "" || le.Name == "" {
+		p.add("leaderElection", le.Namespace+"/"+le.Name, "namespace and name are required")
+	}
+	if !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration && le.RetryPeriod.Duration > 0) {
+		p.add("leaderElection", fmt.Sprintf("%v/%v/%v", le.LeaseDuration.Duration, le.RenewDeadline.Duration, le.RetryPeriod.Duration), "need leaseDuration > renewDeadline > retryPeriod > 0")
+	}
+}
+
+// reservedAgentKeys are the fence-agent stdin keys liberator sets itself.
+var reservedAgentKeys = map[string]string{
+	"action": "action", "ip": "address", "ipaddr": "address", "ipport": "port",
+	"username": "credentialsSecret", "login": "credentialsSecret", "password": "credentialsSecret", "passwd": "credentialsSecret",
+}
+
+var (
+	optionKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	agentName = regexp.MustCompile(`^fence_[A-Za-z0-9_]+$`)
+)
+
+// validatePowerFence checks the fields of the fence-agent and redfish
+// providers, and that no other provider sets them.
+func validatePowerFence(p *problems, f string, fc *FenceClass) {
+	if !fc.HasPowerFence() {
+		validateNoPowerFields(p, f, fc)
+		return
+	}
+	switch fc.Action {
+	case ActionOff, ActionReboot:
+	default:
+		p.add(f+".action", fc.Action, "must be off or reboot")
+	}
+	if fc.PowerOnAfterTakeover && fc.Action == ActionReboot {
+		p.add(f+".powerOnAfterTakeover", true, "only applies to action off (a reboot turns the node back on by itself)")
+	}
+	bmcs, names := classBMCs(p, f, fc)
+	for _, name := range names {
+		prefix := f
+		if name != "" {
+			prefix = f + ".nodes." + name
+		}
+		validateBMC(p, prefix, fc, bmcs[name])
+	}
+	switch fc.Provider {
+	case ProviderFenceAgent:
+		validateFenceAgent(p, f, fc)
+	case ProviderRedfish:
+		validateRedfish(p, f, fc, bmcs, names)
+	}
+}
+
+// validateNoPowerFields reports, in name order, every power-fence field set
+// on a class whose provider does not drive the node's power.
+func validateNoPowerFields(p *problems, f string, fc *FenceClass) {
+	set := []string{}
+	for name, isSet := range map[string]bool{
+		"agent": fc.Agent != "", "address": fc.Address != "", "port": fc.Port != 0, "options": len(fc.Options) > 0,
+		"action": fc.Action != "", "credentialsSecret": fc.CredentialsSecret != "", "systemID": fc.SystemID != "",
+		"insecureSkipVerify": fc.InsecureSkipVerify, "nodes": len(fc.Nodes) > 0, "powerOnAfterTakeover": fc.PowerOnAfterTakeover,
+	} {
+		if isSet {
+			set = append(set, name)
+		}
+	}
+	sort.Strings(set)
+	for _, name := range set {
+		p.add(f+"."+name, "set", "only the fence-agent and redfish providers take "+name+" (provider is "+fc.Provider+")")
+	}
+}
+
+// classBMCs returns the class's own BMC settings (under the name "") and
+// each node's, as written (without the class's applied), with their names
+// sorted. A node with an empty name is reported and left out.
+func classBMCs(p *problems, f string, fc *FenceClass) (map[string]BMC, []string) {
+	bmcs := map[string]BMC{"": {Address: fc.Address, Port: fc.Port, Options: fc.Options, CredentialsSecret: fc.CredentialsSecret, SystemID: fc.SystemID}}
+	for name, n := range fc.Nodes {
+		if name == "" {
+			p.add(f+".nodes", name, "node names must not be empty")
+			continue
+		}
+		bmcs[name] = BMC(n)
+	}
+	names := make([]string, 0, len(bmcs))
+	for name := range bmcs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return bmcs, names
+}
+
+// validateBMC checks one set of BMC settings, the class's or a node's, whose
+// field path is prefix.
+func validateBMC(p *problems, prefix string, fc *FenceClass, b BMC) {
+	if b.Port < 0 || b.Port > 65535 {
+		p.add(prefix+".port", b.Port, "must be a port number from 1 to 65535 (0 for the default)")
+	}
+	if b.CredentialsSecret != "" {
+		if msgs := validation.IsDNS1123Subdomain(b.CredentialsSecret); len(msgs) > 0 {
+			p.add(prefix+".credentialsSecret", b.CredentialsSecret, "must be a Secret name: "+strings.Join(msgs, "; "))
+		}
+	}
+	if b.Address != "" {
+		if err := checkAddress(fc.Provider, b.Address); err != nil {
+			p.add(prefix+".address", b.Address, err.Error())
+		}
+	}
+	keys := make([]string, 0, len(b.Options))
+	for k := range b.Options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		validateOption(p, prefix, fc, k, b.Options[k])
+	}
+	if b.SystemID != "" && fc.Provider != ProviderRedfish {
+		p.add(prefix+".systemID", b.SystemID, "systemID is for the redfish provider only")
+	}
+}
+
+// validateOption checks one fence-agent option k=v of the BMC settings at
+// prefix.
+func validateOption(p *problems, prefix string, fc *FenceClass, k, v string) {
+	switch {
+	case fc.Provider != ProviderFenceAgent:
+		p.add(prefix+".options."+k, v, "options are for the fence-agent provider only")
+	case !optionKey.MatchString(k):
+		p.add(prefix+".options", k, "option names are lower-case words such as lanplus or power_wait")
+	case reservedAgentKeys[k] != "":
+		if reservedAgentKeys[k] == "credentialsSecret" {
+			v = "***" // never echo what may be a password
+		}
+		p.add(prefix+".options."+k, v, "liberator sets "+k+" itself: use the class field "+reservedAgentKeys[k])
+	case strings.ContainsAny(v, "\n\r\x00"):
+		first, _, _ := strings.Cut(v, "\n")
+		p.add(prefix+".options."+k, strings.TrimRight(first, "\r\x00")+"...", "option values must be one line")
+	case k == "method" && v == "cycle" && fc.Action == ActionReboot:
+		p.add(prefix+".options.method", v, "method cycle resets the node without reading OFF back; use the default (onoff)")
+	}
+}
+
+// validateFenceAgent checks the fields the fence-agent provider needs or
+// does not take.
+func validateFenceAgent(p *problems, f string, fc *FenceClass) {
+	switch {
+	case fc.Agent == "":
+		p.add(f+".agent", "", "the fence-agent provider needs agent, such as fence_ipmilan")
+	case strings.HasPrefix(fc.Agent, "/"):
+		if path.Clean(fc.Agent) != fc.Agent {
+			p.add(f+".agent", fc.Agent, "must be a clean absolute path or an agent name such as fence_ipmilan")
+		}
+	case !agentName.MatchString(fc.Agent):
+		p.add(f+".agent", fc.Agent, "must be an agent name such as fence_ipmilan, or an absolute path")
+	}
+	if fc.InsecureSkipVerify {
+		p.add(f+".insecureSkipVerify", true, "is for the redfish provider; fence agents take options such as ssl_insecure: \"1\"")
+	}
+}
+
+// validateRedfish checks the fields the redfish provider needs or does not
+// take: with no class address, every node (bmcs, by sorted names) needs one.
+func validateRedfish(p *problems, f string, fc *FenceClass, bmcs map[string]BMC, names []string) {
+	if fc.Agent != "" {
+		p.add(f+".agent", fc.Agent, "is for the fence-agent provider only")
+	}
+	if fc.Address != "" {
+		return
+	}
+	if len(fc.Nodes) == 0 {
+		p.add(f+".address", "", "the redfish provider needs the BMC's address (or per-node addresses under nodes)")
+	}
+	for _, name := range names {
+		if name != "" && bmcs[name].Address == "" {
+			p.add(f+".nodes."+name+".address", "", "needs an address (the class has none)")
+		}
+	}
+}
+
+func checkAddress(provider, a string) error {
+	if strings.ContainsAny(a, " \t\n\r\x00") {
+		return errors.New("must be a host name or address without spaces")
+	}
+	if !strings.Contains(a, "://") {
+		return nil
+	}
+	if provider != ProviderRedfish {
+		return errors.New("fence agents take a host name or address, not a URL")
+	}
+	u, err := url.Parse(a)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("must be a host, host:port, or an http(s) URL such as https://10.0.0.5")
+	}
+	return nil
+}
