@@ -1,0 +1,83 @@
+// Package app wires the takeover controller to a cluster: it loads the
+// configuration, builds the clients, checks the CRD and the RBAC before
+// anything else, serves the metrics and health endpoints and runs the
+// controller under leader election. The controller command of internal/cli
+// is a thin shell around Options.Load and Run.
+package app
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/liberator-dev/liberator/internal/config"
+)
+
+// Options are the controller command's flags. A flag that is set wins over
+// the config file.
+type Options struct {
+	ConfigPath      string
+	Kubeconfig      string
+	KubeContext     string
+	Verbosity       int
+	UnhealthyAfter  time.Duration
+	HealthyDelay    time.Duration
+	ReleaseStrategy string
+	MaxUnhealthy    string
+	MaxConcurrent   int
+	DryRun          bool
+	LeaderElect     bool
+	MetricsAddr     string
+	HealthAddr      string
+
+	// Version is the build's version, for the log and the user agent.
+	Version string
+	// LogOutput receives the log (the command's standard error).
+	LogOutput io.Writer
+}
+
+// AddFlags declares the controller's flags on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ConfigPath, "config", "", "path of the ControllerConfig file (defaults apply when empty)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path of a kubeconfig (in-cluster config when empty and KUBECONFIG is unset)")
+	fs.StringVar(&o.KubeContext, "context", "", "kubeconfig context to use")
+	fs.IntVarP(&o.Verbosity, "v", "v", 0, "log verbosity")
+	fs.DurationVar(&o.UnhealthyAfter, "unhealthy-after", 0, "overrides unhealthyAfter")
+	fs.DurationVar(&o.HealthyDelay, "healthy-delay", 0, "overrides healthyDelay")
+	fs.StringVar(&o.ReleaseStrategy, "release-strategy", "", "overrides releaseStrategy (OutOfServiceTaint, DeleteNode, ForceDelete)")
+	fs.StringVar(&o.MaxUnhealthy, "max-unhealthy", "", "overrides maxUnhealthy (a count or a percentage)")
+	fs.IntVar(&o.MaxConcurrent, "max-concurrent", 0, "overrides maxConcurrent")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "overrides dryRun: log and record what would be done, do nothing")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "overrides leaderElection.enabled")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "overrides metricsAddr")
+	fs.StringVar(&o.HealthAddr, "health-addr", "", "overrides healthAddr")
+}
+
+// Load reads the config file and applies the flags of fs that were set.
+func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	set := func(name string, f func()) {
+		if fs.Changed(name) {
+			f()
+		}
+	}
+	set("unhealthy-after", func() { cfg.UnhealthyAfter.Duration = o.UnhealthyAfter })
+	set("healthy-delay", func() { cfg.HealthyDelay.Duration = o.HealthyDelay })
+	set("release-strategy", func() { cfg.ReleaseStrategy = o.ReleaseStrategy })
+	set("max-unhealthy", func() { cfg.MaxUnhealthy = intstr.Parse(o.MaxUnhealthy) })
+	set("max-concurrent", func() { cfg.MaxConcurrent = o.MaxConcurrent })
+	set("dry-run", func() { cfg.DryRun = o.DryRun })
+	set("leader-elect", func() { cfg.LeaderElection.Enabled = o.LeaderElect })
+	set("metrics-addr", func() { cfg.MetricsAddr = o.MetricsAddr })
+	set("health-addr", func() { cfg.HealthAddr = o.HealthAddr })
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration (file and flags): %w", err)
+	}
+	return cfg, nil
+}
