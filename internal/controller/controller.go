@@ -1,7 +1,3 @@
-// Package controller is liberator's takeover controller: informers observe
-// Nodes, their Leases, Pods, VolumeAttachments and Takeovers; a per-node
-// reconciler reads the caches, asks internal/decide what to do, and carries
-// the decision out, recording every step on the node's Takeover.
 package controller
 
 import (
@@ -12,14 +8,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/fence"
+	"github.com/liberator-dev/liberator/internal/metrics"
+	"github.com/liberator-dev/liberator/internal/release"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -27,19 +21,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/liberator-dev/liberator/api/v1alpha1"
-	"github.com/liberator-dev/liberator/internal/config"
-	"github.com/liberator-dev/liberator/internal/fence"
-	"github.com/liberator-dev/liberator/internal/metrics"
-	"github.com/liberator-dev/liberator/internal/release"
-)
-
-// Index names of the informer caches.
-const (
-	byNode  = "node"
-	byOwner = "owner"
-	byPhase = "phase"
 )
 
 // Options are the controller's dependencies, injected.
@@ -51,7 +32,8 @@ type Options struct {
 	Metrics  *metrics.Metrics
 	Recorder record.EventRecorder
 	Log      logr.Logger
-	// Fencer returns the fencer for a class; nil means fence.For.
+	// Fencer returns the fencer for a class; nil means fence.Factory.For,
+	// reading credentials Secrets from the leader election namespace.
 	Fencer func(config.FenceClass) (fence.Fencer, error)
 	// Workers is the number of nodes reconciled at once (default 4).
 	Workers int
@@ -98,8 +80,6 @@ type Controller struct {
 
 	fenceChecks fenceCheckState
 }
-
-type tally struct{ eligible, unhealthy int }
 
 // New builds the controller and its informers; Start runs the informers and
 // Run does the work.
@@ -171,155 +151,6 @@ func New(o Options) (*Controller, error) {
 	return c, nil
 }
 
-func (c *Controller) takeoverListWatch() *cache.ListWatch {
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			l := &v1alpha1.TakeoverList{}
-			err := c.client.List(ctx, l, &client.ListOptions{Raw: &opts})
-			return l, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.client.Watch(ctx, &v1alpha1.TakeoverList{}, &client.ListOptions{Raw: &opts})
-		},
-	}
-}
-
-func (c *Controller) addHandlers() error {
-	window := c.cfg.UnhealthyAfter.Duration
-	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.onNode(o) },
-		UpdateFunc: func(_, o any) { c.onNode(o) },
-		DeleteFunc: func(o any) {
-			if n, ok := tombstone(o).(*corev1.Node); ok {
-				c.health.forgetNode(n.Name)
-				c.queue.Add(n.Name)
-			}
-		},
-	}); err != nil {
-		return err
-	}
-	if _, err := c.leases.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.onLease(o, window) },
-		UpdateFunc: func(_, o any) { c.onLease(o, window) },
-		DeleteFunc: func(o any) {
-			if l, ok := tombstone(o).(*coordinationv1.Lease); ok {
-				c.health.forgetLease(l.Name)
-			}
-		},
-	}); err != nil {
-		return err
-	}
-	podChanged := func(any) { c.enqueueReleased() }
-	if _, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged,
-	}); err != nil {
-		return err
-	}
-	tkChanged := func(o any) {
-		if t, ok := tombstone(o).(*v1alpha1.Takeover); ok {
-			c.queue.Add(t.Spec.NodeName)
-		}
-	}
-	_, err := c.takeovers.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: tkChanged, UpdateFunc: func(_, o any) { tkChanged(o) }, DeleteFunc: tkChanged,
-	})
-	return err
-}
-
-func tombstone(o any) any {
-	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		return d.Obj
-	}
-	return o
-}
-
-func (c *Controller) onNode(o any) {
-	n, ok := o.(*corev1.Node)
-	if !ok {
-		return
-	}
-	c.health.observeNode(n.Name, nodeReady(n))
-	c.queue.Add(n.Name)
-}
-
-func (c *Controller) onLease(o any, window time.Duration) {
-	l, ok := o.(*coordinationv1.Lease)
-	if !ok {
-		return
-	}
-	renew := ""
-	if l.Spec.RenewTime != nil {
-		renew = l.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
-	}
-	c.health.observeLease(l.Name, renew, window)
-	// A renewal matters at once only to a node with an open incident (its
-	// heartbeat resumed); healthy nodes are looked at by the tick.
-	if c.openTakeover(l.Name) != nil {
-		c.queue.Add(l.Name)
-	}
-}
-
-// enqueueReleased queues the nodes whose released workloads are being
-// watched.
-func (c *Controller) enqueueReleased() {
-	objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(v1alpha1.PhaseReleased))
-	for _, o := range objs {
-		c.queue.Add(o.(*v1alpha1.Takeover).Spec.NodeName)
-	}
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func podNodeIndex(o any) ([]string, error) {
-	p, ok := o.(*podInfo)
-	if !ok || p.NodeName == "" {
-		return nil, nil
-	}
-	return []string{p.NodeName}, nil
-}
-
-func podOwnerIndex(o any) ([]string, error) {
-	p, ok := o.(*podInfo)
-	if !ok {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOf(p); ref != nil {
-		return []string{string(ref.UID)}, nil
-	}
-	return nil, nil
-}
-
-func vaNodeIndex(o any) ([]string, error) {
-	va, ok := o.(*storagev1.VolumeAttachment)
-	if !ok {
-		return nil, nil
-	}
-	return []string{va.Spec.NodeName}, nil
-}
-
-func takeoverPhaseIndex(o any) ([]string, error) {
-	t, ok := o.(*v1alpha1.Takeover)
-	if !ok {
-		return nil, nil
-	}
-	return []string{string(t.Status.Phase)}, nil
-}
-
-func takeoverNodeIndex(o any) ([]string, error) {
-	t, ok := o.(*v1alpha1.Takeover)
-	if !ok {
-		return nil, nil
-	}
-	return []string{t.Spec.NodeName}, nil
-}
-
 // Start runs the informers and waits for their caches. Standby replicas run
 // them too, so a new leader acts on a warm cache.
 func (c *Controller) Start(ctx context.Context) error {
@@ -384,63 +215,6 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 }
 
-// scan tallies health on the controller's clock, publishes it, reports storm
-// transitions, and queues every unhealthy eligible node.
-func (c *Controller) scan() {
-	window := c.cfg.UnhealthyAfter.Duration
-	var t tally
-	var unhealthy []string
-	c.health.each(window, func(name string, v nodeView) {
-		if !v.hasNode {
-			return
-		}
-		node := c.cachedNode(name)
-		if node == nil {
-			return
-		}
-		if ok, _ := c.eligible(node); !ok {
-			return
-		}
-		t.eligible++
-		if isUnhealthy(v, window) {
-			t.unhealthy++
-			unhealthy = append(unhealthy, name)
-		}
-	})
-	c.counts.Store(&t)
-	c.m.EligibleNodes.Set(float64(t.eligible))
-	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
-	c.updateStorm(t)
-	for _, name := range unhealthy {
-		c.queue.Add(name)
-	}
-	c.publishPhases()
-}
-
-func (c *Controller) updateStorm(t tally) {
-	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
-	on := t.unhealthy > limit
-	if was := c.stormOn.Swap(on); was == on {
-		return
-	}
-	if on {
-		c.m.StormGuardActive.Set(1)
-		c.m.StormGuardTrips.Inc()
-		c.log.Info("storm guard on: nothing is remediated", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
-	} else {
-		c.m.StormGuardActive.Set(0)
-		c.log.Info("storm guard off", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
-	}
-}
-
-func (c *Controller) publishPhases() {
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased,
-		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseRecovered, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
-		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
-		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(len(objs)))
-	}
-}
-
 func (c *Controller) processNext() bool {
 	name, shutdown := c.queue.Get()
 	if shutdown {
@@ -474,28 +248,4 @@ func (c *Controller) maxFenceTimeout() time.Duration {
 		d = max(d, fc.Timeout.Duration)
 	}
 	return d
-}
-
-// apiGuard counts consecutive failed API calls.
-type apiGuard struct {
-	threshold int32
-	failures  atomic.Int32
-}
-
-func (g *apiGuard) healthy() bool { return g.failures.Load() < g.threshold }
-
-func (c *Controller) apiResult(op string, err error) {
-	// NotFound, Conflict and AlreadyExists are answers, not failures.
-	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		if c.api.failures.Swap(0) >= c.api.threshold {
-			c.m.APIGuardActive.Set(0)
-			c.log.Info("API guard off: API calls succeed again")
-		}
-		return
-	}
-	c.m.APIErrors.WithLabelValues(op).Inc()
-	if n := c.api.failures.Add(1); n == c.api.threshold {
-		c.m.APIGuardActive.Set(1)
-		c.log.Info("API guard on: the controller's API calls are failing; nothing is remediated", "failures", n, "lastError", err.Error())
-	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // healthTracker measures heartbeat ages on the controller's own monotonic
-// clock (DESIGN.md rule 3): it notes when it saw a node's Lease renewTime
+// clock (docs/design.md, rule 3): it notes when it saw a node's Lease renewTime
 // change, and when it saw the node's Ready condition change, and never
 // compares another machine's timestamps with its own.
 type healthTracker struct {

@@ -4,16 +4,11 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
 	"github.com/liberator-dev/liberator/api/v1alpha1"
-	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/decide"
+	"github.com/liberator-dev/liberator/internal/kubeutil"
+	corev1 "k8s.io/api/core/v1"
 )
-
-// Labels by which Kubernetes marks control-plane nodes.
-var controlPlaneLabels = []string{"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
 
 // reconcile looks at one node: read the caches, decide, act. It returns when
 // to look again, or an error to retry with backoff.
@@ -70,45 +65,6 @@ func noop(d decide.Decision, t *v1alpha1.Takeover) bool {
 		(d.Action == decide.Pause && t.Status.Phase == v1alpha1.PhasePaused && t.Status.Reason == d.Reason)
 }
 
-func (c *Controller) cachedNode(name string) *corev1.Node {
-	o, ok, _ := c.nodes.GetStore().GetByKey(name)
-	if !ok {
-		return nil
-	}
-	return o.(*corev1.Node)
-}
-
-// eligible applies the selector, control-plane and opt-out rules.
-func (c *Controller) eligible(n *corev1.Node) (bool, string) {
-	if n.Labels[c.cfg.OptOutLabel] == "true" {
-		return false, "opted out with label " + c.cfg.OptOutLabel + "=true"
-	}
-	if !c.cfg.IncludeControlPlane {
-		for _, l := range controlPlaneLabels {
-			if _, ok := n.Labels[l]; ok {
-				return false, "control-plane node (includeControlPlane is false)"
-			}
-		}
-	}
-	if !c.selector.Empty() && !c.selector.Matches(labels.Set(n.Labels)) {
-		return false, "outside nodeSelector " + c.selector.String()
-	}
-	return true, ""
-}
-
-func isUnhealthy(v nodeView, window time.Duration) bool {
-	bad, _ := decide.Unhealthy(decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}, window)
-	return bad
-}
-
-// fenceClass returns the node's fence class, or nil.
-func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {
-	if n == nil {
-		return nil
-	}
-	return c.cfg.ClassFor(n.Name, n.Labels)
-}
-
 // input gathers what decide needs for one node. With fresh, the guards use
 // a count taken now rather than the last tick's (for decisions that act:
 // a storm that began since the tick must hold them).
@@ -122,7 +78,7 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 		n.HasLease, n.LeaseStaleFor = v.hasLease, v.leaseStale
 		n.Ready, n.NotReadyFor, n.HealthyFor = v.ready, v.notReadyFor, v.healthyFor
 		if !v.hasNode { // seen by the lister before the handler ran
-			n.Ready = nodeReady(node)
+			n.Ready = kubeutil.NodeReady(node)
 		}
 		if fc := c.fenceClass(node); fc != nil {
 			n.FenceProvider = fc.Provider
@@ -130,7 +86,7 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 	}
 	t := *c.counts.Load()
 	if fresh {
-		t = c.countNow()
+		t, _ = c.count()
 	}
 	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
 	return decide.Input{
@@ -143,38 +99,4 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 			MaxUnhealthy: limit, MaxConcurrent: c.cfg.MaxConcurrent, MaxAttempts: c.cfg.Retry.MaxAttempts, DryRun: c.cfg.DryRun,
 		},
 	}
-}
-
-func (c *Controller) countNow() tally {
-	window := c.cfg.UnhealthyAfter.Duration
-	var t tally
-	c.health.each(window, func(name string, v nodeView) {
-		if !v.hasNode {
-			return
-		}
-		if node := c.cachedNode(name); node == nil {
-			return
-		} else if ok, _ := c.eligible(node); !ok {
-			return
-		}
-		t.eligible++
-		if isUnhealthy(v, window) {
-			t.unhealthy++
-		}
-	})
-	return t
-}
-
-// active counts other incidents in Fencing or Fenced.
-func (c *Controller) active(except string) int {
-	n := 0
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
-		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
-		for _, o := range objs {
-			if o.(*v1alpha1.Takeover).Spec.NodeName != except {
-				n++
-			}
-		}
-	}
-	return n
 }

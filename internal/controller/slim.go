@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/liberator-dev/liberator/internal/release"
+	"github.com/liberator-dev/liberator/internal/replacement"
 )
 
 // slim is the informers' transform: it keeps only the fields liberator
@@ -82,6 +83,16 @@ func slimPod(p *corev1.Pod) *podInfo {
 		if c.Type == corev1.PodReady {
 			out.Ready = c.Status == corev1.ConditionTrue
 		}
+	}
+	return out
+}
+
+// candidate is the pod as the replacement model sees it.
+func (p *podInfo) candidate() replacement.Pod {
+	out := replacement.Pod{Namespace: p.Namespace, Name: p.Name, UID: p.UID, NodeName: p.NodeName,
+		Deleting: p.DeletionTimestamp != nil, Ready: p.Ready, Created: p.CreationTimestamp}
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		out.OwnerUID = ref.UID
 	}
 	return out
 }

@@ -29,40 +29,15 @@ const (
 	Release Action = "Release"
 	// TrackWorkloads watches the released pods come back Ready elsewhere.
 	TrackWorkloads Action = "TrackWorkloads"
+	// WorkloadsDone records that the released workloads are Ready elsewhere
+	// (or that the workload timeout passed); only TrackDecision returns it.
+	WorkloadsDone Action = "WorkloadsDone"
 	// Recover removes what liberator added to the node and closes the incident.
 	Recover Action = "Recover"
 	// Abort closes an incident whose node came back before it was released.
 	Abort Action = "Abort"
 	// ReportDryRun records what would be done, in dry-run mode.
 	ReportDryRun Action = "ReportDryRun"
-)
-
-// Reasons given with decisions. They appear in Takeover status, events and
-// logs.
-const (
-	ReasonHealthy             = "Healthy"
-	ReasonNotEligible         = "NotEligible"
-	ReasonLeaseExpired        = "LeaseExpired"
-	ReasonNotReady            = "NotReady"
-	ReasonWithinGrace         = "WithinGraceWindow"
-	ReasonStormGuard          = "StormGuard"
-	ReasonAPIUnreliable       = "APIUnreliable"
-	ReasonUnfenceable         = "Unfenceable"
-	ReasonMaxConcurrent       = "MaxConcurrent"
-	ReasonRetryBackoff        = "RetryBackoff"
-	ReasonRetriesExhausted    = "RetriesExhausted"
-	ReasonHeartbeatResumed    = "HeartbeatResumed"
-	ReasonOptedOut            = "OptedOut"
-	ReasonDryRun              = "DryRun"
-	ReasonFenced              = "Fenced"
-	ReasonAwaitingWorkloads   = "AwaitingWorkloads"
-	ReasonWorkloadsReady      = "WorkloadsReady"
-	ReasonAwaitingNode        = "AwaitingNodeReturn"
-	ReasonAwaitingReboot      = "AwaitingReboot"
-	ReasonAwaitingHealthy     = "AwaitingHealthyDelay"
-	ReasonNodeRecovered       = "NodeRecovered"
-	ReasonClosed              = "Closed"
-	ReasonNodeGoneBeforeFence = "NodeDeleted"
 )
 
 // Phase is a Takeover phase.
@@ -318,9 +293,9 @@ func decideOpen(in Input) Decision {
 
 func (inc *Incident) reasonToFence() string {
 	if inc.Phase == PhaseFailed {
-		return "RetryFence"
+		return ReasonRetryFence
 	}
-	return "Unhealthy"
+	return ReasonUnhealthy
 }
 
 func decideReleased(in Input) Decision {

@@ -33,7 +33,8 @@ func TestDecide(t *testing.T) {
 		pol       func(*Policy)
 		want      Action
 		reason    string
-		requeueGT time.Duration // RequeueAfter must be > this when set (>=0 checks presence)
+		requeueGT time.Duration // RequeueAfter must be > this, when set
+		requeue   bool          // RequeueAfter must be > 0 (implied by requeueGT)
 	}
 	notReady := healthy()
 	notReady.Ready, notReady.NotReadyFor, notReady.HealthyFor = false, 41*time.Second, 0
@@ -66,7 +67,7 @@ func TestDecide(t *testing.T) {
 	cases := []tc{
 		{name: "healthy node: nothing", node: healthy(), want: None, reason: ReasonWithinGrace, requeueGT: 30 * time.Second},
 		{name: "lease stale for the whole window: open", node: dead(40 * time.Second), want: Open, reason: ReasonLeaseExpired},
-		{name: "lease stale inside window: requeue when it would close", node: flapping, want: None, reason: ReasonWithinGrace, requeueGT: 0},
+		{name: "lease stale inside window: requeue when it would close", node: flapping, want: None, reason: ReasonWithinGrace, requeue: true},
 		{name: "Ready not True for the window: open", node: notReady, want: Open, reason: ReasonNotReady},
 		{name: "control-plane node excluded", node: controlPlane, want: None, reason: ReasonNotEligible},
 		{name: "opted-out node excluded", node: optedOut, want: None, reason: ReasonNotEligible},
@@ -122,7 +123,7 @@ func TestDecide(t *testing.T) {
 			if c.reason != "" && got.Reason != c.reason {
 				t.Fatalf("reason = %s, want %s", got.Reason, c.reason)
 			}
-			if c.requeueGT != 0 && got.RequeueAfter <= c.requeueGT {
+			if (c.requeue || c.requeueGT > 0) && got.RequeueAfter <= c.requeueGT {
 				t.Fatalf("requeueAfter = %s, want > %s", got.RequeueAfter, c.requeueGT)
 			}
 		})

@@ -1,0 +1,76 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/fence"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// fenceClass returns the node's fence class, or nil.
+func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {
+	if n == nil {
+		return nil
+	}
+	return c.cfg.ClassFor(n.Name, n.Labels)
+}
+
+// secretNamespace is where credentials Secrets live: the controller's own
+// namespace, which is that of its leader election Lease.
+func (c *Controller) secretNamespace() string {
+	if ns := c.cfg.LeaderElection.Namespace; ns != "" {
+		return ns
+	}
+	return "tkr-system"
+}
+
+// secretGetter reads credentials Secrets through the kube client (get only:
+// no list or watch, so liberator never holds Secrets it does not use).
+func (c *Controller) secretGetter() fence.SecretGetter {
+	ns := c.secretNamespace()
+	return func(ctx context.Context, name string) (map[string][]byte, error) {
+		s, err := c.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, fence.ErrSecretNotFound
+		case apierrors.IsForbidden(err):
+			return nil, fmt.Errorf("RBAC forbids reading it (the controller needs get on secrets in %s; apply config/rbac)", ns)
+		case err != nil:
+			return nil, err
+		}
+		return s.Data, nil
+	}
+}
+
+// defaultFencer builds fencers that read credentials through secrets.
+func (c *Controller) defaultFencer(secrets fence.SecretGetter) func(config.FenceClass) (fence.Fencer, error) {
+	return fence.Factory{Secrets: secrets, Namespace: c.secretNamespace()}.For
+}
+
+// memoSecrets reads each Secret at most once (for one check round).
+func memoSecrets(get fence.SecretGetter) fence.SecretGetter {
+	type entry struct {
+		data map[string][]byte
+		err  error
+	}
+	var mu sync.Mutex
+	seen := map[string]entry{}
+	return func(ctx context.Context, name string) (map[string][]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e, ok := seen[name]; ok {
+			return e.data, e.err
+		}
+		data, err := get(ctx, name)
+		if ctx.Err() == nil {
+			seen[name] = entry{data, err}
+		}
+		return data, err
+	}
+}

@@ -1,0 +1,142 @@
+package controller
+
+import (
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Labels by which Kubernetes marks control-plane nodes.
+var controlPlaneLabels = []string{"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
+
+// eligible applies the selector, control-plane and opt-out rules.
+func (c *Controller) eligible(n *corev1.Node) (bool, string) {
+	if n.Labels[c.cfg.OptOutLabel] == "true" {
+		return false, "opted out with label " + c.cfg.OptOutLabel + "=true"
+	}
+	if !c.cfg.IncludeControlPlane {
+		for _, l := range controlPlaneLabels {
+			if _, ok := n.Labels[l]; ok {
+				return false, "control-plane node (includeControlPlane is false)"
+			}
+		}
+	}
+	if !c.selector.Empty() && !c.selector.Matches(labels.Set(n.Labels)) {
+		return false, "outside nodeSelector " + c.selector.String()
+	}
+	return true, ""
+}
+
+func isUnhealthy(v nodeView, window time.Duration) bool {
+	bad, _ := decide.Unhealthy(decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}, window)
+	return bad
+}
+
+type tally struct{ eligible, unhealthy int }
+
+// count tallies, on the controller's clock, the eligible nodes and the
+// unhealthy ones among them, and names the unhealthy. The tick's scan and
+// the fresh count of an acting decision both use it.
+func (c *Controller) count() (tally, []string) {
+	window := c.cfg.UnhealthyAfter.Duration
+	var t tally
+	var unhealthy []string
+	c.health.each(window, func(name string, v nodeView) {
+		if !v.hasNode {
+			return
+		}
+		if node := c.cachedNode(name); node == nil {
+			return
+		} else if ok, _ := c.eligible(node); !ok {
+			return
+		}
+		t.eligible++
+		if isUnhealthy(v, window) {
+			t.unhealthy++
+			unhealthy = append(unhealthy, name)
+		}
+	})
+	return t, unhealthy
+}
+
+// scan publishes the count, reports storm transitions, and queues every
+// unhealthy eligible node.
+func (c *Controller) scan() {
+	t, unhealthy := c.count()
+	c.counts.Store(&t)
+	c.m.EligibleNodes.Set(float64(t.eligible))
+	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
+	c.updateStorm(t)
+	for _, name := range unhealthy {
+		c.queue.Add(name)
+	}
+	c.publishPhases()
+}
+
+func (c *Controller) updateStorm(t tally) {
+	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
+	on := t.unhealthy > limit
+	if was := c.stormOn.Swap(on); was == on {
+		return
+	}
+	if on {
+		c.m.StormGuardActive.Set(1)
+		c.m.StormGuardTrips.Inc()
+		c.log.Info("storm guard on: nothing is remediated", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
+	} else {
+		c.m.StormGuardActive.Set(0)
+		c.log.Info("storm guard off", "unhealthy", t.unhealthy, "eligible", t.eligible, "maxUnhealthy", limit)
+	}
+}
+
+func (c *Controller) publishPhases() {
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased,
+		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseRecovered, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
+		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
+		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(len(objs)))
+	}
+}
+
+// apiGuard counts consecutive failed API calls.
+type apiGuard struct {
+	threshold int32
+	failures  atomic.Int32
+}
+
+func (g *apiGuard) healthy() bool { return g.failures.Load() < g.threshold }
+
+func (c *Controller) apiResult(op string, err error) {
+	// NotFound, Conflict and AlreadyExists are answers, not failures.
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		if c.api.failures.Swap(0) >= c.api.threshold {
+			c.m.APIGuardActive.Set(0)
+			c.log.Info("API guard off: API calls succeed again")
+		}
+		return
+	}
+	c.m.APIErrors.WithLabelValues(op).Inc()
+	if n := c.api.failures.Add(1); n == c.api.threshold {
+		c.m.APIGuardActive.Set(1)
+		c.log.Info("API guard on: the controller's API calls are failing; nothing is remediated", "failures", n, "lastError", err.Error())
+	}
+}
+
+// active counts other incidents in Fencing or Fenced.
+func (c *Controller) active(except string) int {
+	n := 0
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
+		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
+		for _, o := range objs {
+			if o.(*v1alpha1.Takeover).Spec.NodeName != except {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
+	"github.com/liberator-dev/liberator/internal/replacement"
+)
+
+// track records, for each released pod with an owner, the replacement that
+// became Ready on another node, and asks decide.TrackDecision whether the
+// workloads are done.
+func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Duration, error) {
+	changed, waiting := c.findReplacements(t)
+	w := decide.Workloads{Moved: len(t.Status.MovedPods), Waiting: waiting, Timeout: c.cfg.WorkloadTimeout.Duration}
+	if rel := t.PhaseTime(v1alpha1.PhaseReleased); rel != nil {
+		w.SinceRelease = c.clock.Since(rel.Time)
+	}
+	d := decide.TrackDecision(w)
+	if d.Action == decide.WorkloadsDone {
+		if err := c.transition(ctx, t, step{phase: v1alpha1.PhaseWorkloadsReady, reason: d.Reason, message: d.Message,
+			log: "released workloads done", event: d.Reason, warning: d.Reason != decide.ReasonWorkloadsReady}); err != nil {
+			return 0, err
+		}
+		c.powerOn(ctx, t)
+		return soon, nil
+	}
+	if changed {
+		if err := c.writeStatus(ctx, t); err != nil {
+			return 0, err
+		}
+	}
+	return d.RequeueAfter, nil
+}
+
+// findReplacements records on t the replacements newly Ready elsewhere and
+// returns whether any was found, and the moved pods still waiting.
+func (c *Controller) findReplacements(t *v1alpha1.Takeover) (bool, []string) {
+	changed, waiting := false, []string{}
+	claimed := map[string]bool{}
+	for _, m := range t.Status.MovedPods {
+		if m.ReplacementName != "" {
+			claimed[m.Namespace+"/"+m.ReplacementName] = true
+		}
+	}
+	now := metav1.NewMicroTime(c.clock.Now())
+	for i := range t.Status.MovedPods {
+		m := &t.Status.MovedPods[i]
+		if m.OwnerKind == "" || m.ReadyTime != nil {
+			continue
+		}
+		r := c.replacement(t.Spec.NodeName, m, claimed)
+		if r == nil {
+			waiting = append(waiting, m.Namespace+"/"+m.Name)
+			continue
+		}
+		m.ReplacementName, m.ReplacementNode, m.ReadyTime = r.Name, r.NodeName, &now
+		claimed[r.Namespace+"/"+r.Name] = true
+		changed = true
+		c.log.Info("workload ready elsewhere", "node", t.Spec.NodeName, "pod", m.Namespace+"/"+m.Name, "replacement", r.Name, "on", r.NodeName)
+		if ref := ownerRef(t, *m); ref != nil {
+			c.recorder.Eventf(ref, corev1.EventTypeNormal, decide.EventPodReady, "pod %s Ready on node %s after takeover of node %s", r.Name, r.NodeName, t.Spec.NodeName)
+		}
+	}
+	return changed, waiting
+}
+
+// powerOn powers a fenced node back on once its workloads are elsewhere,
+// where its class asks for it (powerOnAfterTakeover). A failure is recorded
+// on the Takeover and leaves the node off, which is safe.
+func (c *Controller) powerOn(ctx context.Context, t *v1alpha1.Takeover) {
+	if _, err := c.powerOnAfterTakeover(ctx, t); err != nil {
+		c.log.Info("power-on after takeover failed; the node stays off", "node", t.Spec.NodeName, "takeover", t.Name, "error", err.Error())
+	}
+}
+
+// replacement finds, by the replacement model (internal/replacement), the
+// pod Ready on another node that took over m, skipping those already
+// claimed by another moved pod.
+func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed map[string]bool) *replacement.Pod {
+	moved := replacement.Moved{Namespace: m.Namespace, Name: m.Name, UID: types.UID(m.UID), OwnerKind: m.OwnerKind,
+		OwnerUID: types.UID(m.OwnerUID), From: failed, Siblings: replacement.Set(m.SiblingUIDs)}
+	var candidates []replacement.Pod
+	if m.OwnerKind == "StatefulSet" {
+		if o, ok, _ := c.pods.GetStore().GetByKey(m.Namespace + "/" + m.Name); ok {
+			candidates = append(candidates, o.(*podInfo).candidate())
+		}
+	} else {
+		candidates = c.ownedPods(m.OwnerUID)
+	}
+	unclaimed := candidates[:0]
+	for _, p := range candidates {
+		if !claimed[p.Namespace+"/"+p.Name] {
+			unclaimed = append(unclaimed, p)
+		}
+	}
+	return moved.Find(unclaimed, nil)
+}
+
+// ownedPods returns the cached pods whose controller has the given UID.
+func (c *Controller) ownedPods(ownerUID string) []replacement.Pod {
+	objs, _ := c.pods.GetIndexer().ByIndex(byOwner, ownerUID)
+	out := make([]replacement.Pod, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*podInfo).candidate())
+	}
+	return out
+}

@@ -1,0 +1,47 @@
+package decide
+
+// Reasons: every reason liberator writes, on a Takeover's phase, in its
+// timeline, on events and in logs, is one of these.
+const (
+	// Reasons of decisions.
+	ReasonHealthy             = "Healthy"
+	ReasonNotEligible         = "NotEligible"
+	ReasonLeaseExpired        = "LeaseExpired"
+	ReasonNotReady            = "NotReady"
+	ReasonWithinGrace         = "WithinGraceWindow"
+	ReasonStormGuard          = "StormGuard"
+	ReasonAPIUnreliable       = "APIUnreliable"
+	ReasonUnfenceable         = "Unfenceable"
+	ReasonMaxConcurrent       = "MaxConcurrent"
+	ReasonRetryBackoff        = "RetryBackoff"
+	ReasonRetriesExhausted    = "RetriesExhausted"
+	ReasonHeartbeatResumed    = "HeartbeatResumed"
+	ReasonOptedOut            = "OptedOut"
+	ReasonDryRun              = "DryRun"
+	ReasonFenced              = "Fenced"
+	ReasonAwaitingWorkloads   = "AwaitingWorkloads"
+	ReasonWorkloadsReady      = "WorkloadsReady"
+	ReasonWorkloadTimeout     = "WorkloadTimeout"
+	ReasonAwaitingNode        = "AwaitingNodeReturn"
+	ReasonAwaitingReboot      = "AwaitingReboot"
+	ReasonAwaitingHealthy     = "AwaitingHealthyDelay"
+	ReasonNodeRecovered       = "NodeRecovered"
+	ReasonClosed              = "Closed"
+	ReasonNodeGoneBeforeFence = "NodeDeleted"
+	ReasonUnhealthy           = "Unhealthy"
+	ReasonRetryFence          = "RetryFence"
+
+	// Reasons of the steps the controller records.
+	ReasonFenceStarted = "FenceStarted"
+	ReasonFencedUnsafe = "FencedUnsafe"
+	ReasonFenceFailed  = "FenceFailed"
+	ReasonReleased     = "Released"
+
+	// Reasons of events only.
+	EventTakeoverDetected = "TakeoverDetected"
+	EventFencing          = "Fencing"
+	EventTakeoverAborted  = "TakeoverAborted"
+	EventRecovered        = "Recovered"
+	EventPodReleased      = "PodReleased"
+	EventPodReady         = "PodReady"
+)
