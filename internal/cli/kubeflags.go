@@ -218,14 +218,14 @@ func completeNodes(k *kubeFlags) cobra.CompletionFunc {
 }
 
 // addOperatorCommands adds the kubeconfig flags and the operator commands
-// (status, takeover, release, join-command, drill) to the root.
+// (status, evacuate, readmit, join-command, drill) to the root.
 func addOperatorCommands(root *cobra.Command, s IOStreams) {
 	k := newKubeFlags()
 	k.addFlags(root)
 	root.AddCommand(
 		newStatusCommand(s, k),
-		newTakeoverCommand(s, k),
-		newReleaseCommand(s, k),
+		newEvacuateCommand(s, k),
+		newReadmitCommand(s, k),
 		newJoinCommand(s, k),
 		newDrillCommand(s, k),
 	)

@@ -21,7 +21,7 @@ func run(t *testing.T, args ...string) (string, string, error) {
 // take the kubeconfig flags.
 func TestHelpHasExamples(t *testing.T) {
 	root := NewRoot(IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
-	for _, name := range []string{"controller", "version", "status", "takeover", "release", "join-command", "drill"} {
+	for _, name := range []string{"controller", "version", "status", "evacuate", "readmit", "join-command", "drill"} {
 		out, _, err := run(t, name, "--help")
 		if err != nil {
 			t.Fatalf("%s --help: %v", name, err)
@@ -37,6 +37,19 @@ func TestHelpHasExamples(t *testing.T) {
 			if cmd.Flags().Lookup(f) == nil && cmd.InheritedFlags().Lookup(f) == nil {
 				t.Errorf("%s has no --%s", name, f)
 			}
+		}
+	}
+}
+
+// The commands' earlier names still work: scripts use them.
+func TestEarlierNamesAreAliases(t *testing.T) {
+	root := NewRoot(IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	for alias, name := range map[string]string{"takeover": "evacuate", "release": "readmit"} {
+		cmd, _, err := root.Find([]string{alias, "w1"})
+		if err != nil {
+			t.Errorf("%s: %v", alias, err)
+		} else if cmd.Name() != name {
+			t.Errorf("%s runs %s, want %s", alias, cmd.Name(), name)
 		}
 	}
 }
@@ -63,9 +76,9 @@ func TestMissingKubeconfig(t *testing.T) {
 	if err == nil || err.Error() != "no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config" {
 		t.Errorf("status without a kubeconfig: %v", err)
 	}
-	_, _, err = run(t, "--kubeconfig", filepath.Join(t.TempDir(), "nope"), "release", "w1")
+	_, _, err = run(t, "--kubeconfig", filepath.Join(t.TempDir(), "nope"), "readmit", "w1")
 	if err == nil || !strings.Contains(err.Error(), "nope") || strings.Contains(err.Error(), "\n") {
-		t.Errorf("release with a missing kubeconfig file: %v", err)
+		t.Errorf("readmit with a missing kubeconfig file: %v", err)
 	}
 }
 
@@ -85,7 +98,8 @@ current-context: c
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"takeover"},
+		{"evacuate"},
+		{"evacuate", "w1", "--timeout", "0s"},
 		{"takeover", "w1", "--timeout", "0s"},
 		{"status", "-o", "xml"},
 		{"drill", "w1", "--simulate"},

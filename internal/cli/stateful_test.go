@@ -159,23 +159,23 @@ func TestEvictionErrorsNotesPDBBlocks(t *testing.T) {
 	}
 }
 
-func TestReleaseBlockers(t *testing.T) {
+func TestReadmitBlockers(t *testing.T) {
 	ready := node("w1", "10.0.0.1", corev1.ConditionTrue)
 	down := node("w1", "10.0.0.1", corev1.ConditionUnknown)
 	open := v1alpha1.Takeover{ObjectMeta: metav1.ObjectMeta{Name: "w1-1"}, Status: v1alpha1.TakeoverStatus{Phase: v1alpha1.PhaseFenced, Reason: "Fenced"}}
 	closed := v1alpha1.Takeover{ObjectMeta: metav1.ObjectMeta{Name: "w1-0"}, Status: v1alpha1.TakeoverStatus{Phase: v1alpha1.PhaseRecovered}}
-	if b := releaseBlockers(&ready, []v1alpha1.Takeover{closed}); len(b) != 0 {
+	if b := readmitBlockers(&ready, []v1alpha1.Takeover{closed}); len(b) != 0 {
 		t.Errorf("healthy node with a closed Takeover: %v", b)
 	}
-	if b := releaseBlockers(&ready, []v1alpha1.Takeover{closed, open}); len(b) != 1 || b[0] != "Takeover w1-1 is still open (phase Fenced, Fenced): the controller removes its taint itself once the node has been back and healthy for its healthyDelay" {
+	if b := readmitBlockers(&ready, []v1alpha1.Takeover{closed, open}); len(b) != 1 || b[0] != "Takeover w1-1 is still open (phase Fenced, Fenced): the controller removes its taint itself once the node has been back and healthy for its healthyDelay" {
 		t.Errorf("open Takeover: %v", b)
 	}
-	if b := releaseBlockers(&down, nil); len(b) != 1 || b[0] != "node w1 is not Ready (Ready=Unknown)" {
+	if b := readmitBlockers(&down, nil); len(b) != 1 || b[0] != "node w1 is not Ready (Ready=Unknown)" {
 		t.Errorf("node not Ready: %v", b)
 	}
 	paused := open
 	paused.Status.Phase = v1alpha1.PhasePaused
-	if b := releaseBlockers(&down, []v1alpha1.Takeover{paused}); len(b) != 2 {
+	if b := readmitBlockers(&down, []v1alpha1.Takeover{paused}); len(b) != 2 {
 		t.Errorf("paused Takeover on a down node: %v", b)
 	}
 }

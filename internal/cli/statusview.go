@@ -25,9 +25,10 @@ import (
 // fence provider is reachable and configured; `status` shows it when set.
 const FenceReadyCondition corev1.NodeConditionType = "FenceReady"
 
-// PlannedTakeoverAnnotation marks a node cordoned by `liberator takeover`
+// PlannedTakeoverAnnotation marks a node cordoned by `liberator evacuate`
 // (the value is when it began). A node cordoned without it was cordoned by
-// someone else.
+// someone else. The key keeps the command's earlier name, "planned
+// takeover", so that nodes cordoned by an earlier version stay recognised.
 const PlannedTakeoverAnnotation = "liberator.dev/planned-takeover"
 
 // snapshot is what `status` reads from the cluster, at one instant.

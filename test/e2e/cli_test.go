@@ -56,10 +56,10 @@ func (e *env) cliRun(args ...string) (string, string, error) {
 }
 
 // TestOperatorCLI runs the operator commands against the bed's real control
-// plane with the controller running: join-command, status, bad input, a
-// planned takeover of mysql-0's node blocked by a PodDisruptionBudget and
-// then allowed, release, and a drill with --simulate whose report must
-// match the Takeover's timeline.
+// plane with the controller running: join-command, status, bad input, an
+// evacuation of mysql-0's node blocked by a PodDisruptionBudget and then
+// allowed, readmit, and a drill with --simulate whose report must match the
+// Takeover's timeline.
 func TestOperatorCLI(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
@@ -100,16 +100,20 @@ func TestOperatorCLI(t *testing.T) {
 	}
 
 	// Bad input: one line each, nothing changed.
+	if _, _, err := e.cliRun("evacuate", "no-such-node"); err == nil || err.Error() != `node "no-such-node" not found (liberator status lists the nodes)` {
+		t.Errorf("evacuate of an unknown node: %v", err)
+	}
+	// The command's earlier name, takeover, still runs it.
 	if _, _, err := e.cliRun("takeover", "no-such-node"); err == nil || err.Error() != `node "no-such-node" not found (liberator status lists the nodes)` {
-		t.Errorf("takeover of an unknown node: %v", err)
+		t.Errorf("takeover (alias of evacuate) of an unknown node: %v", err)
 	}
 	cordon(t, e, other, true)
-	if _, _, err := e.cliRun("takeover", other); err == nil || !strings.Contains(err.Error(), "already cordoned by someone else") {
-		t.Errorf("takeover of a node cordoned by someone else: %v", err)
+	if _, _, err := e.cliRun("evacuate", other); err == nil || !strings.Contains(err.Error(), "already cordoned by someone else") {
+		t.Errorf("evacuate of a node cordoned by someone else: %v", err)
 	}
 	cordon(t, e, other, false)
 
-	// A planned takeover blocked by a PodDisruptionBudget fails within its
+	// An evacuation blocked by a PodDisruptionBudget fails within its
 	// timeout, names the budget, and uncordons the node.
 	pdb := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: "mysql", Namespace: "default"},
@@ -125,23 +129,23 @@ func TestOperatorCLI(t *testing.T) {
 		b, err := e.kube.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "mysql", metav1.GetOptions{})
 		return err == nil && b.Status.ObservedGeneration == b.Generation && b.Status.ExpectedPods == 1, err
 	})
-	out, _, err = e.cliRun("takeover", first, "--dry-run")
+	out, _, err = e.cliRun("evacuate", first, "--dry-run")
 	if err != nil || !strings.Contains(out, "blocks now: PodDisruptionBudget default/mysql") || e.node(first).Spec.Unschedulable {
 		t.Errorf("dry run: %v; want the blocking budget named and the node left schedulable", err)
 	}
-	_, _, err = e.cliRun("takeover", first, "--timeout", "8s")
+	_, _, err = e.cliRun("evacuate", first, "--timeout", "8s")
 	if err == nil || !strings.Contains(err.Error(), "blocked by PodDisruptionBudget default/mysql (minAvailable 1, 0 disruptions allowed) for pod default/mysql-0") ||
 		!strings.HasSuffix(err.Error(), "node "+first+" uncordoned") || strings.Contains(err.Error(), "\n") {
-		t.Errorf("takeover blocked by a budget: %v", err)
+		t.Errorf("evacuation blocked by a budget: %v", err)
 	}
 	if n := e.node(first); n.Spec.Unschedulable || n.Annotations[cli.PlannedTakeoverAnnotation] != "" {
-		t.Errorf("%s left cordoned after a failed takeover", first)
+		t.Errorf("%s left cordoned after a failed evacuation", first)
 	}
 	if p, _ := e.pod("default", "mysql-0"); p == nil || p.Spec.NodeName != first || p.DeletionTimestamp != nil {
-		t.Errorf("mysql-0 disturbed by a blocked takeover")
+		t.Errorf("mysql-0 disturbed by a blocked evacuation")
 	}
 
-	// With a budget that allows one disruption, the takeover moves mysql-0.
+	// With a budget that allows one disruption, the evacuation moves mysql-0.
 	patch := []byte(`{"spec":{"minAvailable":null,"maxUnavailable":1}}`)
 	if _, err := e.kube.PolicyV1().PodDisruptionBudgets("default").Patch(ctx, "mysql", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
@@ -152,34 +156,34 @@ func TestOperatorCLI(t *testing.T) {
 	})
 	before, _ := e.pod("default", "mysql-0")
 	start := time.Now()
-	out, _, err = e.cliRun("takeover", first, "--timeout", "2m")
+	out, _, err = e.cliRun("evacuate", first, "--timeout", "2m")
 	if err != nil {
-		t.Fatalf("planned takeover: %v", err)
+		t.Fatalf("evacuate: %v", err)
 	}
-	t.Logf("planned takeover of %s took %s", first, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("evacuation of %s took %s", first, time.Since(start).Round(100*time.Millisecond))
 	p, _ := e.pod("default", "mysql-0")
 	if p == nil || p.UID == before.UID || p.Spec.NodeName != other || !podReady(p) {
-		t.Fatalf("after the takeover mysql-0 is %+v, want a new pod Ready on %s", p, other)
+		t.Fatalf("after the evacuation mysql-0 is %+v, want a new pod Ready on %s", p, other)
 	}
-	for _, want := range []string{"cordoned " + first, "evicted default/mysql-0", "default/mysql-0 Ready on " + other, "WorkloadsReady", "Planned takeover of " + first + " done in"} {
+	for _, want := range []string{"cordoned " + first, "evicted default/mysql-0", "default/mysql-0 Ready on " + other, "WorkloadsReady", "Evacuation of " + first + " done in", "liberator readmit " + first} {
 		if !strings.Contains(out, want) {
-			t.Errorf("takeover output lacks %q", want)
+			t.Errorf("evacuate output lacks %q", want)
 		}
 	}
 	if n := e.node(first); !n.Spec.Unschedulable || n.Annotations[cli.PlannedTakeoverAnnotation] == "" {
-		t.Errorf("%s not cordoned by the takeover", first)
+		t.Errorf("%s not cordoned by the evacuation", first)
 	}
 	out, _, _ = e.cliRun("status")
 	if row := tableRow(t, out, first); row[4] != "cordoned(takeover)" || row[5] != "0" {
-		t.Errorf("status of %s after the takeover: %v", first, row)
+		t.Errorf("status of %s after the evacuation: %v", first, row)
 	}
 
-	// release brings the node back.
-	if out, _, err = e.cliRun("release", first); err != nil || !strings.Contains(out, "released: uncordoned") {
-		t.Fatalf("release: %v", err)
+	// readmit brings the node back.
+	if out, _, err = e.cliRun("readmit", first); err != nil || !strings.Contains(out, "readmitted: uncordoned") {
+		t.Fatalf("readmit: %v", err)
 	}
 	if n := e.node(first); n.Spec.Unschedulable || n.Annotations[cli.PlannedTakeoverAnnotation] != "" {
-		t.Errorf("%s still cordoned after release", first)
+		t.Errorf("%s still cordoned after readmit", first)
 	}
 
 	// A drill on mysql-0's new node.
@@ -286,14 +290,14 @@ func drill(t *testing.T, e *env, node, spare string) {
 	t.Logf("drill of %s: detected %.1fs, fenced %.1fs, released %.1fs, mysql-0 Ready %.1fs, downtime %.1fs after the trigger",
 		node, *rep.DetectedSeconds, *rep.FencedSeconds, *rep.ReleasedSeconds, *rep.AllPodsReadySeconds, *pr.DowntimeSeconds)
 
-	// The node's timeline, and release refused while the Takeover is open.
+	// The node's timeline, and readmit refused while the Takeover is open.
 	out, _, err = e.cliRun("status", node)
 	if err != nil || !strings.Contains(out, "Takeover "+tk.Name+": open") || !strings.Contains(out, "default/mysql-0") {
 		t.Errorf("status %s: %v", node, err)
 	}
-	_, _, err = e.cliRun("release", node)
-	if err == nil || !strings.Contains(err.Error(), "not releasing "+node) || !strings.Contains(err.Error(), "Takeover "+tk.Name+" is still open") {
-		t.Errorf("release during an open Takeover: %v", err)
+	_, _, err = e.cliRun("readmit", node)
+	if err == nil || !strings.Contains(err.Error(), "not readmitting "+node) || !strings.Contains(err.Error(), "Takeover "+tk.Name+" is still open") {
+		t.Errorf("readmit during an open Takeover: %v", err)
 	}
 }
 

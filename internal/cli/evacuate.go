@@ -25,7 +25,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/kubeutil"
 )
 
-type takeoverOptions struct {
+type evacuateOptions struct {
 	dryRun           bool
 	timeout          time.Duration
 	force            bool
@@ -34,13 +34,15 @@ type takeoverOptions struct {
 	gracePeriod      int
 }
 
-func newTakeoverCommand(s IOStreams, k *kubeFlags) *cobra.Command {
-	o := &takeoverOptions{}
+func newEvacuateCommand(s IOStreams, k *kubeFlags) *cobra.Command {
+	o := &evacuateOptions{}
 	cmd := &cobra.Command{
-		Use:   "takeover NODE",
-		Short: "Planned takeover: cordon and drain a node, and wait until its stateful pods are Ready elsewhere",
-		Long: `Move a node's workloads away for planned maintenance, the way an operator
-does it by hand with kubectl cordon and kubectl drain, and tell what happened.
+		Use:     "evacuate NODE",
+		Aliases: []string{"takeover"},
+		Short:   "Evacuate a node for maintenance: cordon and drain it, and wait until its stateful pods are Ready elsewhere",
+		Long: `Evacuate a node for planned maintenance: move its workloads away the way an
+operator does it by hand with kubectl cordon and kubectl drain, and tell what
+happened.
 
 The node is cordoned, then drained through the Eviction API, so
 PodDisruptionBudgets are respected (a blocked eviction is retried until
@@ -54,17 +56,17 @@ that is not Ready (a failed node is the controller's to take over); a node
 with an open Takeover; a node someone else already cordoned, unless --force;
 pods drain cannot evict without --force or --delete-emptydir-data.
 
-A takeover that fails uncordons the node again, unless it was cordoned before
-the command began. The node stays cordoned after a successful takeover:
-bring it back with 'liberator release NODE'.`,
+An evacuation that fails uncordons the node again, unless it was cordoned
+before the command began. The node stays cordoned after a successful
+evacuation: bring it back with 'liberator readmit NODE'.`,
 		Example: `  # see what would move, change nothing
-  liberator takeover worker-1 --dry-run
+  liberator evacuate worker-1 --dry-run
 
   # move worker-1's workloads, giving up after 10 minutes
-  liberator takeover worker-1 --timeout 10m
+  liberator evacuate worker-1 --timeout 10m
 
   # as a kubectl plugin
-  kubectl liberator takeover worker-1`,
+  kubectl liberator evacuate worker-1`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeNodes(k),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,28 +79,28 @@ bring it back with 'liberator release NODE'.`,
 			}
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			return runTakeover(ctx, s, c, args[0], o)
+			return runEvacuate(ctx, s, c, args[0], o)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "list what would move and which PodDisruptionBudgets would block; change nothing")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the drain and the return of the stateful pods take longer than this")
-	f.BoolVar(&o.force, "force", false, "also delete pods no controller manages (as kubectl drain --force), and take over a node someone else cordoned")
+	f.BoolVar(&o.force, "force", false, "also delete pods no controller manages (as kubectl drain --force), and evacuate a node someone else cordoned")
 	f.BoolVar(&o.deleteEmptyDir, "delete-emptydir-data", false, "evict pods with emptyDir volumes (their data is lost)")
 	f.BoolVar(&o.ignoreDaemonSets, "ignore-daemonsets", true, "leave DaemonSet pods on the node")
 	f.IntVar(&o.gracePeriod, "grace-period", -1, "seconds each pod gets to terminate; negative means the pod's own terminationGracePeriodSeconds")
 	return cmd
 }
 
-// stamp is one step of a planned takeover's timeline.
+// stamp is one step of an evacuation's timeline.
 type stamp struct {
 	Step string
 	At   time.Time
 	Note string
 }
 
-// takeoverRun is one planned takeover under way.
-type takeoverRun struct {
+// evacuation is one evacuation under way.
+type evacuation struct {
 	s     IOStreams
 	start time.Time
 
@@ -106,21 +108,21 @@ type takeoverRun struct {
 	timeline []stamp
 }
 
-func (r *takeoverRun) logf(format string, args ...any) {
+func (r *evacuation) logf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintf(r.s.Out, "  %7s  %s\n", offset(time.Since(r.start)), fmt.Sprintf(format, args...))
 }
 
-func (r *takeoverRun) mark(step, note string) {
+func (r *evacuation) mark(step, note string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.timeline = append(r.timeline, stamp{Step: step, At: time.Now(), Note: note})
 }
 
-func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *takeoverOptions) error {
+func runEvacuate(ctx context.Context, s IOStreams, c *clients, node string, o *evacuateOptions) error {
 	kube := c.kube
-	r := &takeoverRun{s: s, start: time.Now()}
+	r := &evacuation{s: s, start: time.Now()}
 	r.timeline = []stamp{{Step: "Started", At: r.start}}
 	deadline := r.start.Add(o.timeout)
 	n, err := c.node(ctx, node)
@@ -128,7 +130,7 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 		return err
 	}
 	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
-		return fmt.Errorf("node %s is not Ready (Ready=%s): a planned takeover drains a live node; a failed node is the controller's to take over (see liberator status %s)", node, orDash(string(st)), node)
+		return fmt.Errorf("node %s is not Ready (Ready=%s): evacuate drains a live node; a failed node is the controller's to take over (see liberator status %s)", node, orDash(string(st)), node)
 	}
 	tks, err := c.takeovers(ctx, node)
 	if err != nil {
@@ -140,7 +142,7 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 	wasCordoned := n.Spec.Unschedulable
 	ours := n.Annotations[PlannedTakeoverAnnotation] != ""
 	if wasCordoned && !ours && !o.force {
-		return fmt.Errorf("node %s is already cordoned by someone else: pass --force to take it over anyway (it then stays cordoned even if the takeover fails)", node)
+		return fmt.Errorf("node %s is already cordoned by someone else: pass --force to evacuate it anyway (it then stays cordoned even if the evacuation fails)", node)
 	}
 
 	errOut := &evictionErrors{}
@@ -182,10 +184,10 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Namespace+"/"+pods[i].Name < pods[j].Namespace+"/"+pods[j].Name })
 
 	if o.dryRun {
-		return printTakeoverPlan(ctx, s.Out, kube, n, pods, risk)
+		return printEvacuationPlan(ctx, s.Out, kube, n, pods, risk)
 	}
 
-	fmt.Fprintf(s.Out, "Planned takeover of node %s: %s to evict, %d of them stateful\n", node, plural(len(pods), "pod"), len(moving))
+	fmt.Fprintf(s.Out, "Evacuation of node %s: %s to evict, %d of them stateful\n", node, plural(len(pods), "pod"), len(moving))
 	tr := newTracker(moving)
 	var watch *podWatch
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -243,7 +245,7 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 	}
 	if err := helper.DeleteOrEvictPods(pods); err != nil {
 		if ctx.Err() != nil {
-			return fail(fmt.Errorf("takeover of %s interrupted during the drain", node))
+			return fail(fmt.Errorf("evacuation of %s interrupted during the drain", node))
 		}
 		if blocked := errOut.blockedPods(); len(blocked) > 0 {
 			return fail(fmt.Errorf("drain of %s blocked by %s", node, describePDBBlock(context.WithoutCancel(ctx), kube, pods, blocked, o.timeout)))
@@ -288,17 +290,17 @@ func runTakeover(ctx context.Context, s IOStreams, c *clients, node string, o *t
 				what = "interrupted"
 			}
 			printSteps(s.Out, r.start, r.timeline)
-			return fail(fmt.Errorf("takeover of %s %s: not Ready on another node: %s", node, what, strings.Join(parts, ", ")))
+			return fail(fmt.Errorf("evacuation of %s %s: not Ready on another node: %s", node, what, strings.Join(parts, ", ")))
 		}
 	}
 	r.mark("WorkloadsReady", plural(len(moving), "stateful pod")+" Ready elsewhere")
 	printSteps(s.Out, r.start, r.timeline)
-	fmt.Fprintf(s.Out, "Planned takeover of %s done in %s: %s Ready on other nodes. The node stays cordoned; bring it back with: liberator release %s\n",
+	fmt.Fprintf(s.Out, "Evacuation of %s done in %s: %s Ready on other nodes. The node stays cordoned; bring it back with: liberator readmit %s\n",
 		node, time.Since(r.start).Round(100*time.Millisecond), plural(len(moving), "stateful pod"), node)
 	return nil
 }
 
-// printSteps writes a planned takeover's timeline.
+// printSteps writes an evacuation's timeline.
 func printSteps(w io.Writer, start time.Time, steps []stamp) {
 	fmt.Fprintln(w, "Timeline:")
 	tw := newTable(w)
@@ -309,8 +311,8 @@ func printSteps(w io.Writer, start time.Time, steps []stamp) {
 	_ = tw.Flush()
 }
 
-// setCordon cordons the node (marking it as cordoned by a planned takeover
-// that began at since) or uncordons it (removing that mark).
+// setCordon cordons the node (marking it as cordoned by an evacuation that
+// began at since) or uncordons it (removing that mark).
 func setCordon(ctx context.Context, kube kubernetes.Interface, node string, on bool, since time.Time) error {
 	var mark any
 	if on {
@@ -447,9 +449,9 @@ func describePDBBlock(ctx context.Context, kube kubernetes.Interface, pods []cor
 	return fmt.Sprintf("%s (still refused after --timeout %s)", strings.Join(parts, "; "), timeout)
 }
 
-// printTakeoverPlan writes what a takeover would do.
-func printTakeoverPlan(ctx context.Context, w io.Writer, kube kubernetes.Interface, n *corev1.Node, pods []corev1.Pod, risk map[types.UID]string) error {
-	fmt.Fprintf(w, "Planned takeover of node %s (dry run: nothing is changed)\n", n.Name)
+// printEvacuationPlan writes what an evacuation would do.
+func printEvacuationPlan(ctx context.Context, w io.Writer, kube kubernetes.Interface, n *corev1.Node, pods []corev1.Pod, risk map[types.UID]string) error {
+	fmt.Fprintf(w, "Evacuation of node %s (dry run: nothing is changed)\n", n.Name)
 	if n.Spec.Unschedulable {
 		fmt.Fprintf(w, "%s is already cordoned\n", n.Name)
 	} else {

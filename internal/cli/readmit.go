@@ -15,27 +15,28 @@ import (
 	"github.com/liberator-dev/liberator/internal/release"
 )
 
-type releaseOptions struct {
+type readmitOptions struct {
 	force bool
 }
 
-func newReleaseCommand(s IOStreams, k *kubeFlags) *cobra.Command {
-	o := &releaseOptions{}
+func newReadmitCommand(s IOStreams, k *kubeFlags) *cobra.Command {
+	o := &readmitOptions{}
 	cmd := &cobra.Command{
-		Use:   "release NODE",
-		Short: "Bring a node back: uncordon it and remove liberator's out-of-service taint",
-		Long: `Bring a node back into service after a planned takeover or a failure:
-uncordon it and remove the out-of-service taint liberator put on it.
+		Use:     "readmit NODE",
+		Aliases: []string{"release"},
+		Short:   "Readmit a node: uncordon it and remove liberator's out-of-service taint",
+		Long: `Readmit a node into service after an evacuation or a failure: uncordon it
+and remove the out-of-service taint liberator put on it.
 
 It refuses, saying why, while the node is not Ready, or while a Takeover of
 the node is still open (any phase but Recovered: the controller is still
 handling the incident and removes the taint itself once the node is back and
-healthy). --force releases anyway.`,
-		Example: `  # after 'liberator takeover worker-1' and the maintenance
-  liberator release worker-1
+healthy). --force readmits anyway.`,
+		Example: `  # after 'liberator evacuate worker-1' and the maintenance
+  liberator readmit worker-1
 
   # while the controller's Takeover is still open (know why first)
-  liberator release worker-1 --force`,
+  liberator readmit worker-1 --force`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeNodes(k),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,16 +44,16 @@ healthy). --force releases anyway.`,
 			if err != nil {
 				return err
 			}
-			return runRelease(cmd.Context(), s, c, args[0], o)
+			return runReadmit(cmd.Context(), s, c, args[0], o)
 		},
 	}
-	cmd.Flags().BoolVar(&o.force, "force", false, "release even while a Takeover of the node is open or the node is not Ready")
+	cmd.Flags().BoolVar(&o.force, "force", false, "readmit even while a Takeover of the node is open or the node is not Ready")
 	return cmd
 }
 
-// releaseBlockers says why a node must not be released yet: it is not
+// readmitBlockers says why a node must not be readmitted yet: it is not
 // Ready, or one of its Takeovers is still open.
-func releaseBlockers(n *corev1.Node, tks []v1alpha1.Takeover) []string {
+func readmitBlockers(n *corev1.Node, tks []v1alpha1.Takeover) []string {
 	var out []string
 	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
 		out = append(out, fmt.Sprintf("node %s is not Ready (Ready=%s)", n.Name, orDash(string(st))))
@@ -67,7 +68,7 @@ func releaseBlockers(n *corev1.Node, tks []v1alpha1.Takeover) []string {
 	return out
 }
 
-func runRelease(ctx context.Context, s IOStreams, c *clients, node string, o *releaseOptions) error {
+func runReadmit(ctx context.Context, s IOStreams, c *clients, node string, o *readmitOptions) error {
 	n, err := c.node(ctx, node)
 	if err != nil {
 		return err
@@ -76,11 +77,11 @@ func runRelease(ctx context.Context, s IOStreams, c *clients, node string, o *re
 	if err != nil {
 		return err
 	}
-	if b := releaseBlockers(n, tks); len(b) > 0 {
+	if b := readmitBlockers(n, tks); len(b) > 0 {
 		if !o.force {
-			return fmt.Errorf("not releasing %s: %s; pass --force to release anyway", node, strings.Join(b, "; "))
+			return fmt.Errorf("not readmitting %s: %s; pass --force to readmit anyway", node, strings.Join(b, "; "))
 		}
-		fmt.Fprintf(s.ErrOut, "warning: releasing %s anyway (--force): %s\n", node, strings.Join(b, "; "))
+		fmt.Fprintf(s.ErrOut, "warning: readmitting %s anyway (--force): %s\n", node, strings.Join(b, "; "))
 	}
 	var done []string
 	if n.Spec.Unschedulable || n.Annotations[PlannedTakeoverAnnotation] != "" {
@@ -100,9 +101,9 @@ func runRelease(ctx context.Context, s IOStreams, c *clients, node string, o *re
 		done = append(done, "liberator's taints removed")
 	}
 	if len(done) == 0 {
-		fmt.Fprintf(s.Out, "node %s: nothing to release (schedulable, no out-of-service taint)\n", node)
+		fmt.Fprintf(s.Out, "node %s: nothing to readmit (schedulable, no out-of-service taint)\n", node)
 		return nil
 	}
-	fmt.Fprintf(s.Out, "node %s released: %s\n", node, strings.Join(done, ", "))
+	fmt.Fprintf(s.Out, "node %s readmitted: %s\n", node, strings.Join(done, ", "))
 	return nil
 }
