@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liberator-dev/liberator/internal/kubeutil"
+
 	"github.com/liberator-dev/liberator/test/e2e/bed"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -49,7 +51,7 @@ func TestBed(t *testing.T) {
 		t.Fatalf("got %d nodes, want 3 (control plane and 2 workers)", len(nodes.Items))
 	}
 	for _, n := range nodes.Items {
-		if nodeReadyStatus(n.Status.Conditions) != corev1.ConditionTrue {
+		if kubeutil.NodeReadyStatus(&n) != corev1.ConditionTrue {
 			t.Errorf("node %s is not Ready", n.Name)
 		}
 		if n.Status.NodeInfo.BootID == "" {
@@ -154,7 +156,7 @@ func TestBed(t *testing.T) {
 	}
 	lastRenew := b.lease(node).Spec.RenewTime.Time
 	b.poll(70*time.Second, node+" Ready=Unknown", func() bool {
-		return nodeReadyStatus(b.node(node).Status.Conditions) == corev1.ConditionUnknown
+		return kubeutil.NodeReadyStatus(b.node(node)) == corev1.ConditionUnknown
 	})
 	unknownAfter := time.Since(off)
 	sinceRenew := time.Since(lastRenew)
@@ -196,7 +198,7 @@ func TestBed(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.poll(30*time.Second, node+" Ready after power-on", func() bool {
-		return nodeReadyStatus(b.node(node).Status.Conditions) == corev1.ConditionTrue
+		return kubeutil.NodeReadyStatus(b.node(node)) == corev1.ConditionTrue
 	})
 	t.Logf("%s Ready %s after power-on", node, time.Since(on).Round(100*time.Millisecond))
 	n := b.node(node)
@@ -396,23 +398,9 @@ func (b bedCheck) attachment(pv string) (storagev1.VolumeAttachment, bool) {
 	return storagev1.VolumeAttachment{}, false
 }
 
-func nodeReadyStatus(conds []corev1.NodeCondition) corev1.ConditionStatus {
-	for _, c := range conds {
-		if c.Type == corev1.NodeReady {
-			return c.Status
-		}
-	}
-	return ""
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
+// podReady is the pod's Ready condition (kubeutil, shared with the
+// controller and the operator commands).
+var podReady = kubeutil.PodReadyCondition
 
 func bedHasTaint(n *corev1.Node, key string) bool {
 	for _, tn := range n.Spec.Taints {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/liberator-dev/liberator/internal/kubeutil"
+
 	"github.com/google/uuid"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -215,7 +217,7 @@ func (c *Cluster) waitNodeUp(ctx context.Context, n *simNode, timeout time.Durat
 			}
 			return false, nil
 		}
-		if !nodeReady(node) {
+		if !kubeutil.NodeReady(node) {
 			last = "node not Ready"
 			return false, nil
 		}
@@ -242,16 +244,6 @@ func (c *Cluster) waitNodeUp(ctx context.Context, n *simNode, timeout time.Durat
 		return fmt.Errorf("bed: node %s did not come up (%s; kwok log: %s): %w", n.name, last, n.log, err)
 	}
 	return nil
-}
-
-// nodeReady reports whether the node's Ready condition is True.
-func nodeReady(node *corev1.Node) bool {
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // leaseFresh reports whether the Lease is held and was renewed within its

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/liberator-dev/liberator/internal/kubeutil"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,7 +143,7 @@ func takeover(ctx context.Context, env *kit.Env, node string) error {
 		}
 		seen = printPhases(ctx, env, node, seen, row)
 		if !notReady {
-			if n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && !kit.NodeReady(n) {
+			if n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && !kubeutil.NodeReady(n) {
 				notReady = true
 				row("NodeNotReady", "kube-controller-manager marks "+node+" Ready=Unknown", time.Now())
 			}
