@@ -50,6 +50,20 @@ type TakeoverSpec struct {
 	Strategy Strategy `json:"strategy"`
 	// FenceProvider is the fence provider chosen for this node.
 	FenceProvider string `json:"fenceProvider"`
+	// FenceClass is the fence class chosen for this node, so that a node
+	// whose object is deleted mid-incident can still be fenced by name.
+	// +optional
+	FenceClass string `json:"fenceClass,omitempty"`
+	// Heartbeat is the node's heartbeat fingerprint when the incident was
+	// detected (its Lease renewTime and Ready lastHeartbeatTime), written
+	// with the object itself so that no crash can leave an incident without
+	// it. An incident ends before release only when a heartbeat is seen to
+	// differ from it.
+	// +optional
+	Heartbeat string `json:"heartbeat,omitempty"`
+	// BootID is the node's bootID when the incident was detected.
+	// +optional
+	BootID string `json:"bootID,omitempty"`
 	// DryRun records what would be done without doing it.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
@@ -139,6 +153,11 @@ type TakeoverStatus struct {
 	// NextRetryTime is when a failed step is tried again.
 	// +optional
 	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
+	// ReleaseStarted is when the release step was about to make its first
+	// destructive call. From then on the incident rolls forward: it never
+	// closes as "nothing was released".
+	// +optional
+	ReleaseStarted *metav1.MicroTime `json:"releaseStarted,omitempty"`
 	// MovedPods lists the pods released from the node and their replacements.
 	// +optional
 	MovedPods []MovedPod `json:"movedPods,omitempty"`
@@ -187,4 +206,21 @@ func (t *Takeover) PhaseTime(p Phase) *metav1.MicroTime {
 		}
 	}
 	return nil
+}
+
+// DetectedHeartbeat is the heartbeat fingerprint recorded at detection: the
+// spec's, or, for a Takeover written before the spec held it, the status'.
+func (t *Takeover) DetectedHeartbeat() string {
+	if t.Spec.Heartbeat != "" {
+		return t.Spec.Heartbeat
+	}
+	return t.Status.Heartbeat
+}
+
+// DetectedBootID is the node's bootID recorded at detection.
+func (t *Takeover) DetectedBootID() string {
+	if t.Spec.BootID != "" {
+		return t.Spec.BootID
+	}
+	return t.Status.BootID
 }

@@ -143,6 +143,10 @@ func (in *TakeoverStatus) DeepCopyInto(out *TakeoverStatus) {
 		in, out := &in.NextRetryTime, &out.NextRetryTime
 		*out = (*in).DeepCopy()
 	}
+	if in.ReleaseStarted != nil {
+		in, out := &in.ReleaseStarted, &out.ReleaseStarted
+		*out = (*in).DeepCopy()
+	}
 	if in.MovedPods != nil {
 		in, out := &in.MovedPods, &out.MovedPods
 		*out = make([]MovedPod, len(*in))

@@ -30,15 +30,17 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 	var lease = c.cachedLease(node.Name)
 	now := c.clock.Now()
 	fc := c.fenceClass(node)
-	provider := ""
+	provider, class := "", ""
 	if fc != nil {
-		provider = fc.Provider
+		provider, class = fc.Provider, fc.Name
 	}
+	heartbeat := release.Heartbeat(node, lease)
 	t := &v1alpha1.Takeover{
 		ObjectMeta: metav1.ObjectMeta{Name: takeoverName(node.Name, now)},
 		Spec: v1alpha1.TakeoverSpec{
 			NodeName: node.Name, NodeUID: string(node.UID),
-			Strategy: v1alpha1.Strategy(c.cfg.ReleaseStrategy), FenceProvider: provider, DryRun: c.cfg.DryRun,
+			Strategy: v1alpha1.Strategy(c.cfg.ReleaseStrategy), FenceProvider: provider, FenceClass: class, DryRun: c.cfg.DryRun,
+			Heartbeat: heartbeat, BootID: node.Status.NodeInfo.BootID,
 		},
 	}
 	if len(validation.IsValidLabelValue(node.Name)) == 0 {
@@ -49,7 +51,7 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 	if err != nil {
 		return 0, fmt.Errorf("create Takeover for node %s: %w", node.Name, err)
 	}
-	t.Status.Heartbeat = release.Heartbeat(node, lease)
+	t.Status.Heartbeat = heartbeat
 	t.Status.BootID = node.Status.NodeInfo.BootID
 	return soon, c.transition(ctx, t, step{phase: v1alpha1.PhaseDetected, reason: d.Reason, message: d.Message,
 		log: "node unhealthy: takeover opened", event: decide.EventTakeoverDetected, warning: true,

@@ -336,7 +336,6 @@ func TestReconcile(t *testing.T) {
 	t.Run("LeaderResumeWithinFreshWindow", func(t *testing.T) {
 		for _, phase := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
 			t.Run(string(phase), func(t *testing.T) {
-				t.Skip("defect: a new leader aborts a fenced incident; fixed by the control-plane-faults work")
 				f := resumeFixture(t, phase)
 				for range 3 {
 					f.mustStep(failedNode)

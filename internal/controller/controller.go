@@ -79,6 +79,12 @@ type Controller struct {
 	leading atomic.Bool
 
 	fenceChecks fenceCheckState
+
+	// slots holds maxConcurrent exactly; seen is when this process first
+	// saw each incident (monotonic), for the wait provider.
+	slots  fenceSlots
+	seenMu sync.Mutex
+	seen   map[string]time.Time
 }
 
 // New builds the controller and its informers; Start runs the informers and

@@ -14,22 +14,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// fence proves the node off through its class's provider.
+// fence proves the node off through its class's provider. Before the first
+// call of an attempt it re-reads the Node and Lease live (docs/design.md,
+// rule 2) and takes a concurrency slot.
 func (c *Controller) fence(ctx context.Context, t *v1alpha1.Takeover, node *corev1.Node) (time.Duration, error) {
-	fc := c.fenceClass(node)
+	fc := c.incidentClass(t, node)
 	if fc == nil {
 		return 0, errors.New("no fence class for node") // decide never fences such a node
 	}
 	if t.Status.Phase != v1alpha1.PhaseFencing {
-		t.Status.FenceAttempts++
-		t.Status.NextRetryTime = nil
-		if err := c.transition(ctx, t, step{phase: v1alpha1.PhaseFencing, reason: decide.ReasonFenceStarted,
-			message: fmt.Sprintf("fencing with provider %s (class %s), attempt %d", fc.Provider, fc.Name, t.Status.FenceAttempts),
-			event:   decide.EventFencing, eventMessage: fmt.Sprintf("fencing with provider %s (class %s)", fc.Provider, fc.Name)}); err != nil {
-			return 0, err
+		if after, stop, err := c.startFencing(ctx, t, fc); stop || err != nil {
+			return after, err
 		}
 	}
-	res, err := c.callFencer(ctx, t, node.Name, fc)
+	res, err := c.callFencer(ctx, t, t.Spec.NodeName, fc)
 	if err != nil {
 		return c.fenceFailed(ctx, t, fc, err)
 	}
@@ -39,6 +37,36 @@ func (c *Controller) fence(ctx context.Context, t *v1alpha1.Takeover, node *core
 	return soon, c.fenced(ctx, t, fc, res)
 }
 
+// startFencing begins a fence attempt: a live re-read that stops it on a
+// heartbeat (decide.BeforeFence), a concurrency slot (maxConcurrent, held
+// exactly across workers), then phase Fencing. stop is true when the
+// attempt must not go on now.
+func (c *Controller) startFencing(ctx context.Context, t *v1alpha1.Takeover, fc *config.FenceClass) (time.Duration, bool, error) {
+	_, check, err := c.liveCheck(ctx, t)
+	if err != nil {
+		return 0, true, err
+	}
+	if d := decide.BeforeFence(incident(t), check); d.Action != decide.Fence {
+		after, err := c.abort(ctx, t, d)
+		return after, true, err
+	}
+	if !c.slots.take(t.Spec.NodeName, c.cfg.MaxConcurrent, c.activeNodes()) {
+		after, err := c.pause(ctx, t, decide.Decision{Action: decide.Pause, Reason: decide.ReasonMaxConcurrent,
+			Message: fmt.Sprintf("%d takeovers are already under way (maxConcurrent %d)", c.cfg.MaxConcurrent, c.cfg.MaxConcurrent)})
+		return after, true, err
+	}
+	t.Status.FenceAttempts++
+	t.Status.NextRetryTime = nil
+	err = c.transition(ctx, t, step{phase: v1alpha1.PhaseFencing, reason: decide.ReasonFenceStarted,
+		message: fmt.Sprintf("fencing with provider %s (class %s), attempt %d", fc.Provider, fc.Name, t.Status.FenceAttempts),
+		event:   decide.EventFencing, eventMessage: fmt.Sprintf("fencing with provider %s (class %s)", fc.Provider, fc.Name)})
+	if err != nil {
+		c.slots.give(t.Spec.NodeName)
+		return 0, true, err
+	}
+	return 0, false, nil
+}
+
 // callFencer runs the class's provider once, bounded by its timeout, and
 // counts the outcome.
 func (c *Controller) callFencer(ctx context.Context, t *v1alpha1.Takeover, node string, fc *config.FenceClass) (fence.Result, error) {
@@ -46,10 +74,10 @@ func (c *Controller) callFencer(ctx context.Context, t *v1alpha1.Takeover, node 
 	if err != nil {
 		return fence.Result{}, err
 	}
-	detected := t.CreationTimestamp.Time
-	if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil {
-		detected = d.Time
-	}
+	// The wait provider's safe time runs on this process's monotonic clock,
+	// from when it first saw the incident: a clock step, or a new leader
+	// whose wall clock runs ahead, can make it longer, never shorter.
+	detected := c.firstSeen(t)
 	fctx, cancel := context.WithTimeout(ctx, fc.Timeout.Duration)
 	defer cancel()
 	start := c.clock.Now()

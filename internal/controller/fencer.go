@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -12,6 +14,21 @@ import (
 	"github.com/liberator-dev/liberator/internal/fence"
 	corev1 "k8s.io/api/core/v1"
 )
+
+// incidentClass is the fence class of tk's node: the class recorded on the
+// incident when it opened (so that a node whose object was deleted can be
+// fenced by name), else the one its labels select now.
+func (c *Controller) incidentClass(tk *v1alpha1.Takeover, node *corev1.Node) *config.FenceClass {
+	if name := tk.Spec.FenceClass; name != "" {
+		for i := range c.cfg.Fencing.Classes {
+			if fc := &c.cfg.Fencing.Classes[i]; fc.Name == name && fc.Provider == tk.Spec.FenceProvider {
+				return fc
+			}
+		}
+		return nil
+	}
+	return c.fenceClass(node)
+}
 
 // fenceClass returns the node's fence class, or nil.
 func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {

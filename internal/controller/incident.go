@@ -48,7 +48,8 @@ func incident(t *v1alpha1.Takeover) *decide.Incident {
 		Fenced:         t.PhaseTime(v1alpha1.PhaseFenced) != nil,
 		Released:       t.PhaseTime(v1alpha1.PhaseReleased) != nil,
 		RebootRequired: s.RebootRequired,
-		BootID:         s.BootID,
+		BootID:         t.DetectedBootID(),
+		ReleaseStarted: s.ReleaseStarted != nil,
 		DryRun:         t.Spec.DryRun,
 		Reported:       s.Reason == decide.ReasonDryRun,
 		FenceAttempts:  int(s.FenceAttempts),
@@ -117,6 +118,12 @@ type step struct {
 func (c *Controller) transition(ctx context.Context, t *v1alpha1.Takeover, s step) error {
 	if err := c.setPhase(ctx, t, s.phase, s.reason, s.message); err != nil {
 		return err
+	}
+	if s.phase != v1alpha1.PhaseFencing && s.phase != v1alpha1.PhaseFenced {
+		c.slots.give(t.Spec.NodeName)
+	}
+	if s.phase.Closed() {
+		c.forgetSeen(t)
 	}
 	if s.log != "" {
 		kv := append([]any{"node", t.Spec.NodeName, "takeover", t.Name, "phase", s.phase, "reason", s.reason, "message", s.message}, s.kv...)

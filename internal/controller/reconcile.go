@@ -7,6 +7,7 @@ import (
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/kubeutil"
+	"github.com/liberator-dev/liberator/internal/release"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -65,6 +66,18 @@ func noop(d decide.Decision, t *v1alpha1.Takeover) bool {
 		(d.Action == decide.Pause && t.Status.Phase == v1alpha1.PhasePaused && t.Status.Reason == d.Reason)
 }
 
+// heartbeatChanged reports whether the cached Node and Lease show a
+// heartbeat other than the one recorded when tk's incident was detected.
+// Only a seen change counts: a new leader whose windows start afresh has
+// seen none.
+func (c *Controller) heartbeatChanged(node *corev1.Node, tk *v1alpha1.Takeover) bool {
+	want := tk.DetectedHeartbeat()
+	if node == nil || want == "" {
+		return false
+	}
+	return release.Heartbeat(node, c.cachedLease(node.Name)) != want
+}
+
 // input gathers what decide needs for one node. With fresh, the guards use
 // a count taken now rather than the last tick's (for decisions that act:
 // a storm that began since the tick must hold them).
@@ -81,6 +94,13 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 			n.Ready = kubeutil.NodeReady(node)
 		}
 		if fc := c.fenceClass(node); fc != nil {
+			n.FenceProvider = fc.Provider
+		}
+	}
+	if tk != nil {
+		n.HeartbeatChanged = c.heartbeatChanged(node, tk)
+		n.FenceProvider = ""
+		if fc := c.incidentClass(tk, node); fc != nil {
 			n.FenceProvider = fc.Provider
 		}
 	}

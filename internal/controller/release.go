@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/decide"
@@ -26,43 +27,55 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 	if err != nil {
 		return 0, err
 	}
-	if d := decide.BeforeRelease(incident(t), check); d.Action != decide.Release {
+	d := decide.BeforeRelease(incident(t), check)
+	switch {
+	case d.Action != decide.Release:
 		return c.abort(ctx, t, d)
+	case d.Reason == decide.ReasonReleaseInterrupted:
+		return soon, c.released(ctx, t, d, len(t.Status.MovedPods), len(t.Status.ReleasedVolumeAttachments))
 	}
 	pods, err := release.PodsOnNode(ctx, c.kube, name)
 	c.apiResult("listPods", err)
 	if err != nil {
 		return 0, err
 	}
-	// Record the pods before touching them, so a step cut short and resumed
-	// by another replica still knows what it moved.
-	if added := c.recordPods(t, pods); added {
+	// Record the pods, and that the release began, before touching
+	// anything, so a step cut short and resumed by another replica still
+	// knows what it moved and rolls forward.
+	added := c.recordPods(t, pods)
+	if added || t.Status.ReleaseStarted == nil {
+		if t.Status.ReleaseStarted == nil {
+			now := metav1.NewMicroTime(c.clock.Now())
+			t.Status.ReleaseStarted = &now
+		}
 		if err := c.writeStatus(ctx, t); err != nil {
 			return 0, err
 		}
 	}
-	err = c.releaseNode(ctx, t.Spec.Strategy, live)
-	c.apiResult("releaseNode", err)
-	if apierrors.IsConflict(err) {
-		// The Node changed between the live read and the call: look again.
-		return soon, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s on node %s: %w", t.Spec.Strategy, name, err)
+	if live != nil { // a deleted Node has no Node step
+		err = c.releaseNode(ctx, t.Spec.Strategy, live)
+		c.apiResult("releaseNode", err)
+		if apierrors.IsConflict(err) {
+			// The Node changed between the live read and the call: look again.
+			return soon, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s on node %s: %w", t.Spec.Strategy, name, err)
+		}
 	}
 	vas, err := c.freeWorkloads(ctx, name, pods)
 	if err != nil {
 		return 0, err
 	}
 	t.Status.ReleasedVolumeAttachments = appendNew(t.Status.ReleasedVolumeAttachments, vas...)
-	return soon, c.released(ctx, t, len(pods), len(vas))
+	return soon, c.released(ctx, t, d, len(pods), len(vas))
 }
 
 // liveCheck re-reads the Node and its Lease from the API server and says
 // what decide.BeforeRelease needs: does the Node exist, is it the same, did
 // its heartbeat change.
 func (c *Controller) liveCheck(ctx context.Context, t *v1alpha1.Takeover) (*corev1.Node, decide.Live, error) {
-	live, err := release.Live(ctx, c.kube, t.Spec.NodeName, t.Status.Heartbeat)
+	live, err := release.Live(ctx, c.kube, t.Spec.NodeName, t.DetectedHeartbeat())
 	switch {
 	case errors.Is(err, release.ErrHeartbeat):
 		return live, decide.Live{Exists: true, UID: string(live.UID), HeartbeatChanged: true, Detail: err.Error()}, nil
@@ -105,10 +118,20 @@ func (c *Controller) freeWorkloads(ctx context.Context, node string, pods []core
 }
 
 // released records the release, with an event on each moved pod's owner.
-func (c *Controller) released(ctx context.Context, t *v1alpha1.Takeover, pods, vas int) error {
-	msg := fmt.Sprintf("released by %s: pods force-deleted: %d, VolumeAttachments deleted: %d", t.Spec.Strategy, pods, vas)
-	if err := c.transition(ctx, t, step{phase: v1alpha1.PhaseReleased, reason: decide.ReasonReleased, message: msg,
-		log: "node released", kv: []any{"strategy", t.Spec.Strategy, "pods", pods, "volumeAttachments", vas}, event: decide.ReasonReleased}); err != nil {
+// A release interrupted by a heartbeat is recorded as it stands, with a
+// Warning.
+func (c *Controller) released(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision, pods, vas int) error {
+	s := step{phase: v1alpha1.PhaseReleased, reason: decide.ReasonReleased,
+		message: fmt.Sprintf("released by %s: pods force-deleted: %d, VolumeAttachments deleted: %d", t.Spec.Strategy, pods, vas),
+		log:     "node released", kv: []any{"strategy", t.Spec.Strategy, "pods", pods, "volumeAttachments", vas}, event: decide.ReasonReleased}
+	switch d.Reason {
+	case decide.ReasonReleaseInterrupted:
+		s.reason, s.event, s.warning = d.Reason, d.Reason, true
+		s.message = fmt.Sprintf("%s; recorded: pods %d, VolumeAttachments %d; liberator's taint stays until the node returns rebooted", d.Message, pods, vas)
+	case decide.ReasonNodeGoneBeforeFence:
+		s.message = fmt.Sprintf("the Node object was deleted; released its pods (%d force-deleted) and VolumeAttachments (%d deleted)", pods, vas)
+	}
+	if err := c.transition(ctx, t, s); err != nil {
 		return err
 	}
 	for _, p := range t.Status.MovedPods {

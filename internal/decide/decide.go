@@ -84,8 +84,13 @@ type Node struct {
 	// BootID is status.nodeInfo.bootID.
 	BootID string
 	// FenceProvider is the provider of the node's fence class, "" when no
-	// class matches (the node is unfenceable).
+	// class matches (the node is unfenceable). For a node whose object is
+	// gone it is the class recorded on the incident.
 	FenceProvider string
+	// HeartbeatChanged is true when, with an incident open, the controller
+	// has seen the node's heartbeat (Lease renewTime, Ready heartbeat)
+	// differ from the one recorded at detection: the node is alive.
+	HeartbeatChanged bool
 }
 
 // Incident is what the controller knows of the node's open Takeover.
@@ -98,6 +103,9 @@ type Incident struct {
 	Fenced bool
 	// Released is true once the release step completed.
 	Released bool
+	// ReleaseStarted is true once the release step was about to make its
+	// first destructive call (recorded before it).
+	ReleaseStarted bool
 	// RebootRequired: recovery needs a bootID other than BootID.
 	RebootRequired bool
 	BootID         string
@@ -159,14 +167,23 @@ type Decision struct {
 	RequeueAfter time.Duration
 }
 
-// Unhealthy reports whether the node has gone without a heartbeat, or without
-// Ready, for the whole window, and which of the two.
+// Unhealthy reports whether the node has gone without a heartbeat for the
+// whole window, and how that was seen: its Lease unrenewed (LeaseExpired),
+// or, for a node without a Lease, its Ready condition not True
+// (NotReady). A node whose Lease renews is never unhealthy, whatever its
+// Ready condition says: a renewing Lease is a live kubelet, and Ready=False
+// or Unknown beside it comes from a kubelet restarting its runtime or
+// network, or from the kube-controller-manager's own view, not from a dead
+// node (see NotReadyLeaseLive).
 func Unhealthy(n Node, window time.Duration) (bool, string) {
 	if !n.Exists {
 		return false, ""
 	}
-	if n.HasLease && n.LeaseStaleFor >= window {
-		return true, ReasonLeaseExpired
+	if n.HasLease {
+		if n.LeaseStaleFor >= window {
+			return true, ReasonLeaseExpired
+		}
+		return false, ""
 	}
 	if !n.Ready && n.NotReadyFor >= window {
 		return true, ReasonNotReady
@@ -174,11 +191,21 @@ func Unhealthy(n Node, window time.Duration) (bool, string) {
 	return false, ""
 }
 
+// NotReadyLeaseLive reports whether the node has been NotReady for the
+// whole window while its Lease keeps renewing: liberator reports it and
+// takes nothing over.
+func NotReadyLeaseLive(n Node, window time.Duration) bool {
+	return n.Exists && n.HasLease && n.LeaseStaleFor < window && !n.Ready && n.NotReadyFor >= window
+}
+
 // untilUnhealthy is how long until the window would close with no change.
 func untilUnhealthy(n Node, window time.Duration) time.Duration {
 	d := time.Duration(0)
-	if n.HasLease && n.LeaseStaleFor > 0 {
-		d = window - n.LeaseStaleFor
+	if n.HasLease {
+		if n.LeaseStaleFor > 0 {
+			d = window - n.LeaseStaleFor
+		}
+		return d
 	}
 	if !n.Ready {
 		if r := window - n.NotReadyFor; d == 0 || r < d {
@@ -206,6 +233,10 @@ func decideNew(in Input) Decision {
 		return Decision{Action: None, Reason: ReasonNotEligible, Message: n.IneligibleReason}
 	}
 	bad, why := Unhealthy(n, in.Policy.UnhealthyAfter)
+	if NotReadyLeaseLive(n, in.Policy.UnhealthyAfter) {
+		return Decision{Action: None, Reason: ReasonNotReadyLeaseLive,
+			Message: fmt.Sprintf("Ready not True for %s, but the node's Lease keeps renewing: its kubelet is alive, so nothing is taken over", n.NotReadyFor.Round(time.Second))}
+	}
 	if !bad {
 		d := Decision{Action: None, Reason: ReasonHealthy}
 		if r := untilUnhealthy(n, in.Policy.UnhealthyAfter); r > 0 {
@@ -246,15 +277,26 @@ func decideOpen(in Input) Decision {
 		return decideReleased(in)
 	}
 
-	// Not released yet: Detected, Fencing, Fenced, Failed or Paused.
-	if !n.Exists || (inc.NodeUID != "" && n.UID != inc.NodeUID) {
-		// The Node object was deleted (or replaced) by someone else before
-		// liberator released it. Its pods are garbage-collected by Kubernetes;
-		// liberator has nothing left to protect and closes the incident.
-		return Decision{Action: Abort, Reason: ReasonNodeGoneBeforeFence, Message: "the Node object was deleted before liberator released it"}
+	if inc.ReleaseStarted {
+		// A destructive step happened: the incident rolls forward, whatever
+		// the guards say now; a heartbeat stops further deletions and the
+		// release is recorded as it stands.
+		if n.HeartbeatChanged || replaced(n, inc) {
+			return Decision{Action: Release, Reason: ReasonReleaseInterrupted,
+				Message: "the node's heartbeat was seen after the release began: nothing more is deleted, and what was released is recorded"}
+		}
+		return Decision{Action: Release, Reason: ReasonFenced}
 	}
-	if bad, _ := Unhealthy(n, in.Policy.UnhealthyAfter); !bad {
+
+	// Not released yet: Detected, Fencing, Fenced, Failed or Paused. An
+	// incident ends before release only on a heartbeat seen to change since
+	// detection, never because this controller's own window has not run
+	// yet (a new leader starts its windows afresh).
+	if n.HeartbeatChanged || replaced(n, inc) {
 		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the node's heartbeat resumed before release; nothing was released"}
+	}
+	if !n.Exists {
+		return decideGone(in)
 	}
 	if !n.Eligible {
 		return Decision{Action: Abort, Reason: ReasonOptedOut, Message: "the node is no longer eligible: " + n.IneligibleReason}
@@ -262,11 +304,8 @@ func decideOpen(in Input) Decision {
 	if g := guards(in); g != nil {
 		return *g
 	}
-	if inc.DryRun || in.Policy.DryRun {
-		if inc.Reported {
-			return Decision{Action: None, Reason: ReasonDryRun}
-		}
-		return Decision{Action: ReportDryRun, Reason: ReasonDryRun}
+	if d := dryRun(in); d != nil {
+		return *d
 	}
 	if inc.Fenced {
 		return Decision{Action: Release, Reason: ReasonFenced}
@@ -276,12 +315,8 @@ func decideOpen(in Input) Decision {
 			Message: "no fence class in the configuration matches this node, so it cannot be proven off and is never released; add a fence class (provider wait, none, or a power fence) for it"}
 	}
 	if inc.Phase == PhaseFailed {
-		if in.Policy.MaxAttempts > 0 && inc.FenceAttempts >= in.Policy.MaxAttempts {
-			return Decision{Action: None, Reason: ReasonRetriesExhausted,
-				Message: fmt.Sprintf("fencing failed %d times (retry.maxAttempts); the incident waits for an operator", inc.FenceAttempts)}
-		}
-		if wait := inc.NextRetry.Sub(in.Now); wait > 0 {
-			return Decision{Action: None, Reason: ReasonRetryBackoff, RequeueAfter: wait}
+		if d := retryWait(in); d != nil {
+			return *d
 		}
 	}
 	if inc.Phase != PhaseFencing && in.Cluster.Active >= in.Policy.MaxConcurrent {
@@ -289,6 +324,68 @@ func decideOpen(in Input) Decision {
 			Message: fmt.Sprintf("%d takeovers are already under way (maxConcurrent %d)", in.Cluster.Active, in.Policy.MaxConcurrent)}
 	}
 	return Decision{Action: Fence, Reason: inc.reasonToFence()}
+}
+
+// replaced reports whether the Node object is another one than the
+// incident's: it re-registered, so its kubelet is alive.
+func replaced(n Node, inc *Incident) bool {
+	return n.Exists && inc.NodeUID != "" && n.UID != inc.NodeUID
+}
+
+// decideGone decides for an incident whose Node object was deleted by
+// someone else before release. Kubernetes now garbage-collects the node's
+// pods and recreates them elsewhere while the node, perhaps only cut off,
+// may still run them: the node is fenced by name (its class is the one
+// recorded on the incident) before anything else, then its pods and
+// attachments are released.
+func decideGone(in Input) Decision {
+	n, inc := in.Node, in.Incident
+	if g := guards(in); g != nil {
+		return *g
+	}
+	if d := dryRun(in); d != nil {
+		return *d
+	}
+	if inc.Fenced {
+		return Decision{Action: Release, Reason: ReasonNodeGoneBeforeFence, Message: "the Node object was deleted; the node is fenced, its pods and attachments are released"}
+	}
+	if n.FenceProvider == "" {
+		return Decision{Action: Pause, Reason: ReasonUnfenceable,
+			Message: "the Node object was deleted and no fence class is recorded for it, so it cannot be proven off and is never released"}
+	}
+	if inc.Phase == PhaseFailed {
+		if d := retryWait(in); d != nil {
+			return *d
+		}
+	}
+	return Decision{Action: Fence, Reason: inc.reasonToFence(), Message: "the Node object was deleted; the node is fenced by name before its pods are released"}
+}
+
+// dryRun reports, once, what would be done while the policy in force is a
+// dry run; nil otherwise. An incident opened in dry run acts once dry run
+// is off.
+func dryRun(in Input) *Decision {
+	if !in.Policy.DryRun {
+		return nil
+	}
+	if in.Incident.Reported {
+		return &Decision{Action: None, Reason: ReasonDryRun}
+	}
+	return &Decision{Action: ReportDryRun, Reason: ReasonDryRun}
+}
+
+// retryWait holds a failed incident until its next retry, or for good once
+// the attempts are used up; nil when a retry may start.
+func retryWait(in Input) *Decision {
+	inc := in.Incident
+	if in.Policy.MaxAttempts > 0 && inc.FenceAttempts >= in.Policy.MaxAttempts {
+		return &Decision{Action: None, Reason: ReasonRetriesExhausted,
+			Message: fmt.Sprintf("fencing failed %d times (retry.maxAttempts); the incident waits for an operator", inc.FenceAttempts)}
+	}
+	if wait := inc.NextRetry.Sub(in.Now); wait > 0 {
+		return &Decision{Action: None, Reason: ReasonRetryBackoff, RequeueAfter: wait}
+	}
+	return nil
 }
 
 func (inc *Incident) reasonToFence() string {

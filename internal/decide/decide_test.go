@@ -38,6 +38,7 @@ func TestDecide(t *testing.T) {
 	}
 	notReady := healthy()
 	notReady.Ready, notReady.NotReadyFor, notReady.HealthyFor = false, 41*time.Second, 0
+	notReady.HasLease, notReady.LeaseStaleFor = false, 0 // NotReady counts only for a node without a Lease
 	flapping := dead(39 * time.Second) // a renewal 39 s ago reset the window
 	controlPlane := dead(time.Minute)
 	controlPlane.Eligible, controlPlane.IneligibleReason = false, "control-plane node"
@@ -53,7 +54,7 @@ func TestDecide(t *testing.T) {
 	backNewEarly := backNew
 	backNewEarly.HealthyFor = 10 * time.Second
 	renewed := dead(time.Minute)
-	renewed.LeaseStaleFor, renewed.HealthyFor = time.Second, time.Second
+	renewed.LeaseStaleFor, renewed.HealthyFor, renewed.HeartbeatChanged = time.Second, time.Second, true
 	reregistered := backNew
 	reregistered.UID = "uid-2"
 	gone := Node{Name: "worker-1"}
@@ -89,9 +90,9 @@ func TestDecide(t *testing.T) {
 		{name: "node back mid-fence: abort, nothing released", node: renewed, inc: &Incident{Phase: PhaseFencing}, want: Abort, reason: ReasonHeartbeatResumed},
 		{name: "node back after fence, before release: abort", node: renewed, inc: &Incident{Phase: PhaseFenced, Fenced: true}, want: Abort, reason: ReasonHeartbeatResumed},
 		{name: "opted out mid-incident: abort", node: optedOut, inc: &Incident{Phase: PhaseDetected}, want: Abort, reason: ReasonOptedOut},
-		{name: "node deleted by someone before release: abort", node: gone, inc: &Incident{Phase: PhaseDetected}, want: Abort, reason: ReasonNodeGoneBeforeFence},
-		{name: "dry run: report once", node: dead(time.Minute), inc: &Incident{Phase: PhaseDetected, DryRun: true}, want: ReportDryRun},
-		{name: "dry run: reported, nothing more", node: dead(time.Minute), inc: &Incident{Phase: PhasePaused, DryRun: true, Reported: true}, want: None, reason: ReasonDryRun},
+		{name: "node deleted by someone before release: fenced first", node: Node{Name: "worker-1", FenceProvider: "wait"}, inc: &Incident{Phase: PhaseDetected}, want: Fence},
+		{name: "dry run: report once", node: dead(time.Minute), inc: &Incident{Phase: PhaseDetected, DryRun: true}, pol: func(p *Policy) { p.DryRun = true }, want: ReportDryRun},
+		{name: "dry run: reported, nothing more", node: dead(time.Minute), inc: &Incident{Phase: PhasePaused, DryRun: true, Reported: true}, pol: func(p *Policy) { p.DryRun = true }, want: None, reason: ReasonDryRun},
 		{name: "dry run policy on an open incident: report", node: dead(time.Minute), inc: &Incident{Phase: PhaseDetected}, pol: func(p *Policy) { p.DryRun = true }, want: ReportDryRun},
 
 		{name: "released: track workloads", node: dead(time.Minute), inc: &Incident{Phase: PhaseReleased, Released: true, Fenced: true}, want: TrackWorkloads},
@@ -132,21 +133,27 @@ func TestDecide(t *testing.T) {
 
 // A node that is never released without fencing: over every phase and
 // guard combination, Release is only returned for an incident that is
-// fenced, not dry-run, with the guards clear and the node still dead.
+// fenced, not dry-run, with the guards clear and no heartbeat seen since
+// detection (the node dead, a new leader's window not yet run, or the Node
+// object deleted: then only its pods and attachments are released).
 func TestReleaseOnlyAfterFence(t *testing.T) {
 	phases := []Phase{PhaseDetected, PhaseFencing, PhaseFenced, PhaseFailed, PhasePaused}
-	nodes := map[string]Node{"dead": dead(time.Minute), "renewed": dead(time.Second), "gone": {Name: "x"}}
+	freshLeader := dead(time.Second)
+	nodes := map[string]Node{"dead": dead(time.Minute), "fresh-leader": freshLeader, "renewed": func() Node { n := dead(time.Second); n.HeartbeatChanged = true; return n }(),
+		"reregistered": func() Node { n := dead(time.Minute); n.UID = "uid-2"; return n }(), "gone": {Name: "x", FenceProvider: "wait"}}
 	for _, ph := range phases {
 		for _, fenced := range []bool{false, true} {
 			for _, dry := range []bool{false, true} {
 				for nname, n := range nodes {
 					for _, cl := range []Cluster{cluster(), {Eligible: 10, Unhealthy: 9, APIHealthy: true}, {Eligible: 10, Unhealthy: 1}} {
-						inc := &Incident{Phase: ph, Fenced: fenced, DryRun: dry}
-						d := Decide(Input{Now: t0, Node: n, Incident: inc, Cluster: cl, Policy: policy()})
+						inc := &Incident{Phase: ph, Fenced: fenced, NodeUID: "uid-1"}
+						p := policy()
+						p.DryRun = dry
+						d := Decide(Input{Now: t0, Node: n, Incident: inc, Cluster: cl, Policy: p})
 						if d.Action != Release {
 							continue
 						}
-						if !fenced || dry || nname != "dead" || cl.Unhealthy > 2 || !cl.APIHealthy {
+						if !fenced || dry || nname == "renewed" || nname == "reregistered" || cl.Unhealthy > 2 || !cl.APIHealthy {
 							t.Errorf("Release for phase=%s fenced=%v dry=%v node=%s cluster=%+v", ph, fenced, dry, nname, cl)
 						}
 					}

@@ -30,6 +30,8 @@ const (
 	ReasonNodeGoneBeforeFence = "NodeDeleted"
 	ReasonUnhealthy           = "Unhealthy"
 	ReasonRetryFence          = "RetryFence"
+	ReasonNotReadyLeaseLive   = "NotReadyLeaseRenewing"
+	ReasonReleaseInterrupted  = "ReleaseInterrupted"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted = "FenceStarted"

@@ -21,17 +21,38 @@ type Live struct {
 }
 
 // BeforeRelease decides, on the live re-read, whether a fenced incident's
-// release may go on (Action Release) or must stop (Action Abort).
+// release may go on (Action Release) or must stop (Action Abort). A Node
+// deleted meanwhile is released without the Node step (its pods and
+// attachments only). Once the release began, a heartbeat no longer aborts:
+// the release is recorded as it stands (ReleaseInterrupted).
 func BeforeRelease(inc *Incident, live Live) Decision {
+	alive := live.HeartbeatChanged || (live.Exists && live.UID != inc.NodeUID)
 	switch {
-	case !live.Exists:
-		return Decision{Action: Abort, Reason: ReasonNodeGoneBeforeFence, Message: "the Node was deleted before release"}
+	case alive && inc.ReleaseStarted:
+		return Decision{Action: Release, Reason: ReasonReleaseInterrupted,
+			Message: "the node's heartbeat was seen after the release began: nothing more is deleted, and what was released is recorded"}
 	case live.HeartbeatChanged:
 		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: live.Detail}
-	case live.UID != inc.NodeUID:
-		return Decision{Action: Abort, Reason: ReasonNodeGoneBeforeFence, Message: "the Node was replaced before release"}
+	case alive:
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the Node was replaced before release (it re-registered: its kubelet is alive); nothing was released"}
+	case !live.Exists:
+		return Decision{Action: Release, Reason: ReasonNodeGoneBeforeFence, Message: "the Node object was deleted; its pods and attachments are released"}
 	}
 	return Decision{Action: Release, Reason: ReasonFenced}
+}
+
+// BeforeFence decides, on a live re-read right before the first fence call
+// of an attempt, whether fencing may go on: a heartbeat seen to change
+// since detection, or a re-registered Node, stops it; a deleted Node is
+// still fenced, by name.
+func BeforeFence(inc *Incident, live Live) Decision {
+	switch {
+	case live.HeartbeatChanged:
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: live.Detail}
+	case live.Exists && live.UID != inc.NodeUID:
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the Node re-registered before fencing (its kubelet is alive); nothing was fenced or released"}
+	}
+	return Decision{Action: Fence, Reason: inc.reasonToFence()}
 }
 
 // Workloads is where a released incident's pods stand.

@@ -15,8 +15,8 @@ func TestBeforeRelease(t *testing.T) {
 	}{
 		{"unchanged: release", Live{Exists: true, UID: "uid-1"}, Release, ReasonFenced},
 		{"heartbeat arrived: abort", Live{Exists: true, UID: "uid-1", HeartbeatChanged: true, Detail: "lease renewed"}, Abort, ReasonHeartbeatResumed},
-		{"node gone: abort", Live{}, Abort, ReasonNodeGoneBeforeFence},
-		{"node replaced: abort", Live{Exists: true, UID: "uid-2"}, Abort, ReasonNodeGoneBeforeFence},
+		{"node gone: release its pods and attachments", Live{}, Release, ReasonNodeGoneBeforeFence},
+		{"node replaced (re-registered, alive): abort", Live{Exists: true, UID: "uid-2"}, Abort, ReasonHeartbeatResumed},
 	}
 	for _, c := range cases {
 		got := BeforeRelease(inc, c.live)
