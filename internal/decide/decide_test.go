@@ -39,7 +39,7 @@ func TestDecide(t *testing.T) {
 	notReady := healthy()
 	notReady.Ready, notReady.NotReadyFor, notReady.HealthyFor = false, 41*time.Second, 0
 	notReady.HasLease, notReady.LeaseStaleFor = false, 0 // NotReady counts only for a node without a Lease
-	flapping := dead(39 * time.Second) // a renewal 39 s ago reset the window
+	flapping := dead(39 * time.Second)                   // a renewal 39 s ago reset the window
 	controlPlane := dead(time.Minute)
 	controlPlane.Eligible, controlPlane.IneligibleReason = false, "control-plane node"
 	optedOut := dead(time.Minute)
