@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/release"
 	corev1 "k8s.io/api/core/v1"
@@ -115,4 +116,31 @@ func (c *Controller) recover(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 func (c *Controller) abort(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision) (time.Duration, error) {
 	return 0, c.transition(ctx, t, step{phase: v1alpha1.PhaseRecovered, reason: d.Reason, message: d.Message,
 		log: "takeover closed before release", event: decide.EventTakeoverAborted})
+}
+
+// recorded reports whether a waiting decision is written on the incident
+// (the node's return, or its reboot, is awaited).
+func recorded(d decide.Decision) bool {
+	return d.Reason == decide.ReasonAwaitingReboot || d.Reason == decide.ReasonAwaitingNode
+}
+
+// await records on a released incident what it waits for. A node back
+// with its boot ID unchanged was not proven to have rebooted: for provider
+// wait, its watchdog did not fire; a Warning and a metric say so.
+func (c *Controller) await(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision) error {
+	msg := d.Message
+	if msg == "" {
+		msg = "the node has not returned; its workloads run elsewhere"
+	}
+	s := step{phase: t.Status.Phase, reason: d.Reason, message: msg, log: "takeover waits for the node"}
+	if d.Reason == decide.ReasonAwaitingReboot {
+		s.event, s.warning = decide.EventWatchdogNotFired, true
+		if t.Spec.FenceProvider != config.ProviderWait {
+			s.event = decide.ReasonAwaitingReboot
+		} else {
+			s.eventMessage = "the node returned with its boot ID unchanged after a wait fence: its watchdog did not fire, so it was not proven off; liberator keeps its taint"
+		}
+		c.m.RebootNotProven.WithLabelValues(t.Spec.FenceProvider).Inc()
+	}
+	return c.transition(ctx, t, s)
 }

@@ -75,6 +75,7 @@ type Controller struct {
 	// storm transitions); decisions on incidents recount.
 	counts  atomic.Pointer[tally]
 	stormOn atomic.Bool
+	blindOn atomic.Bool
 	synced  atomic.Bool
 	leading atomic.Bool
 
@@ -124,7 +125,7 @@ func New(o Options) (*Controller, error) {
 	if c.stepTO <= 0 {
 		c.stepTO = 30 * time.Second
 	}
-	c.health = newHealthTracker(c.clock)
+	c.health = newHealthTracker(c.clock, o.Config.UnhealthyAfter.Duration/2)
 	c.api.threshold = int32(o.Config.APIGuard.FailureThreshold)
 	c.counts.Store(&tally{})
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(

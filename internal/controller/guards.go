@@ -34,21 +34,47 @@ func (c *Controller) eligible(n *corev1.Node) (bool, string) {
 }
 
 func isUnhealthy(v nodeView, window time.Duration) bool {
-	bad, _ := decide.Unhealthy(decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}, window)
+	bad, _ := decide.Unhealthy(v.decideNode(), window)
 	return bad
 }
 
-type tally struct{ eligible, unhealthy int }
+// decideNode is the view as decide reads a node's health.
+func (v nodeView) decideNode() decide.Node {
+	return decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}
+}
+
+// takenOver returns the nodes whose incident released them: their
+// workloads run elsewhere, and they no longer count in the storm guard.
+func (c *Controller) takenOver() map[string]bool {
+	out := map[string]bool{}
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady} {
+		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
+		for _, o := range objs {
+			if t := o.(*v1alpha1.Takeover); !t.Status.Phase.Closed() {
+				out[t.Spec.NodeName] = true
+			}
+		}
+	}
+	return out
+}
+
+// tally is one count of the eligible nodes: the unhealthy ones, the
+// suspects (not yet unhealthy, but silent for half the window), and those
+// NotReady while their Lease renews. Nodes already taken over (released,
+// waiting to return) are not counted: they would hold every later takeover
+// for as long as they stay dead.
+type tally struct{ eligible, unhealthy, suspect, notReadyLeaseLive int }
 
 // count tallies, on the controller's clock, the eligible nodes and the
 // unhealthy ones among them, and names the unhealthy. The tick's scan and
 // the fresh count of an acting decision both use it.
 func (c *Controller) count() (tally, []string) {
 	window := c.cfg.UnhealthyAfter.Duration
+	takenOver := c.takenOver()
 	var t tally
 	var unhealthy []string
 	c.health.each(window, func(name string, v nodeView) {
-		if !v.hasNode {
+		if !v.hasNode || takenOver[name] {
 			return
 		}
 		if node := c.cachedNode(name); node == nil {
@@ -57,9 +83,15 @@ func (c *Controller) count() (tally, []string) {
 			return
 		}
 		t.eligible++
-		if isUnhealthy(v, window) {
+		n := v.decideNode()
+		switch {
+		case isUnhealthy(v, window):
 			t.unhealthy++
 			unhealthy = append(unhealthy, name)
+		case v.hasLease && v.leaseStale >= window/2:
+			t.suspect++
+		case decide.NotReadyLeaseLive(n, window):
+			t.notReadyLeaseLive++
 		}
 	})
 	return t, unhealthy
@@ -72,6 +104,12 @@ func (c *Controller) scan() {
 	c.counts.Store(&t)
 	c.m.EligibleNodes.Set(float64(t.eligible))
 	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
+	c.m.NotReadyLeaseRenewing.Set(float64(t.notReadyLeaseLive))
+	blind := c.health.blind()
+	if c.blindOn.Swap(blind) != blind {
+		c.m.ViewBlind.Set(boolGauge(blind))
+		c.log.Info("view blind: no Lease renewal of any node seen for half the window; nothing is remediated", "blind", blind)
+	}
 	c.updateStorm(t)
 	for _, name := range unhealthy {
 		c.queue.Add(name)
@@ -139,4 +177,11 @@ func (c *Controller) active(except string) int {
 		}
 	}
 	return n
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

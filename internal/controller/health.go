@@ -16,6 +16,15 @@ type healthTracker struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeHealth
+	// lastRenewal is when any node's Lease was last seen to renew (or the
+	// first Lease was seen). A gap of blindAfter or more means the view was
+	// blind (API server or etcd down, or a watch stalled): nobody can renew
+	// then, or nothing reaches us. The renewal that ends such a gap restarts
+	// every window.
+	lastRenewal time.Time
+	blindAfter  time.Duration
+	// resets counts the window restarts, for tests and the metric.
+	resets int
 }
 
 type nodeHealth struct {
@@ -37,8 +46,38 @@ type nodeView struct {
 	leaseStale, notReadyFor, healthyFor time.Duration
 }
 
-func newHealthTracker(c clock.PassiveClock) *healthTracker {
-	return &healthTracker{clock: c, nodes: map[string]*nodeHealth{}}
+// newHealthTracker measures on c; a gap of blindAfter without any Lease
+// renewal marks the view blind (0: never).
+func newHealthTracker(c clock.PassiveClock, blindAfter time.Duration) *healthTracker {
+	return &healthTracker{clock: c, nodes: map[string]*nodeHealth{}, blindAfter: blindAfter}
+}
+
+// blind reports whether no Lease renewal of any node has been seen for
+// blindAfter: the controller cannot tell a dead node from a blind view.
+func (t *healthTracker) blind() bool {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.blindAt(now)
+}
+
+func (t *healthTracker) blindAt(now time.Time) bool {
+	return t.blindAfter > 0 && !t.lastRenewal.IsZero() && now.Sub(t.lastRenewal) >= t.blindAfter
+}
+
+// restartWindows starts every node's window afresh at now (after a blind
+// spell: what was not seen then proves nothing). Healthy delays restart
+// too: longer, never shorter.
+func (t *healthTracker) restartWindows(now time.Time) {
+	for _, h := range t.nodes {
+		if h.hasLease {
+			h.renewSeen, h.leaseBack = now, now
+		}
+		if h.hasNode {
+			h.readySince = now
+		}
+	}
+	t.resets++
 }
 
 func (t *healthTracker) get(name string) *nodeHealth {
@@ -60,7 +99,14 @@ func (t *healthTracker) observeLease(name, renew string, window time.Duration) {
 	switch {
 	case !h.hasLease:
 		h.hasLease, h.renew, h.renewSeen, h.leaseBack = true, renew, now, now
+		if t.lastRenewal.IsZero() {
+			t.lastRenewal = now
+		}
 	case renew != h.renew:
+		if t.blindAt(now) {
+			t.restartWindows(now)
+		}
+		t.lastRenewal = now
 		if now.Sub(h.renewSeen) >= window {
 			h.leaseBack = now
 		}

@@ -9,7 +9,7 @@ import (
 
 func TestHealthTrackerMeasuresOnOwnClock(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	tr := newHealthTracker(clk)
+	tr := newHealthTracker(clk, 0)
 	w := 40 * time.Second
 
 	// The renewTime value is another machine's timestamp: a value far in the

@@ -39,6 +39,9 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 	}
 	switch d.Action {
 	case decide.None:
+		if tk != nil && recorded(d) && tk.Status.Reason != d.Reason {
+			return d.RequeueAfter, c.await(ctx, tk, d)
+		}
 		return d.RequeueAfter, nil
 	case decide.Open:
 		return c.open(ctx, node, d)
@@ -62,8 +65,10 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 
 // noop reports whether carrying d out on t would change nothing.
 func noop(d decide.Decision, t *v1alpha1.Takeover) bool {
-	return d.Action == decide.None ||
-		(d.Action == decide.Pause && t.Status.Phase == v1alpha1.PhasePaused && t.Status.Reason == d.Reason)
+	if d.Action == decide.None {
+		return !recorded(d) || t.Status.Reason == d.Reason
+	}
+	return d.Action == decide.Pause && t.Status.Phase == v1alpha1.PhasePaused && t.Status.Reason == d.Reason
 }
 
 // heartbeatChanged reports whether the cached Node and Lease show a
@@ -113,7 +118,8 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 		Now:      c.clock.Now(),
 		Node:     n,
 		Incident: incident(tk),
-		Cluster:  decide.Cluster{Eligible: t.eligible, Unhealthy: t.unhealthy, APIHealthy: c.api.healthy(), Active: c.active(name)},
+		Cluster: decide.Cluster{Eligible: t.eligible, Unhealthy: t.unhealthy, Suspect: t.suspect,
+			APIHealthy: c.api.healthy(), Blind: c.health.blind(), Active: c.active(name)},
 		Policy: decide.Policy{
 			UnhealthyAfter: window, HealthyDelay: c.cfg.HealthyDelay.Duration,
 			MaxUnhealthy: limit, MaxConcurrent: c.cfg.MaxConcurrent, MaxAttempts: c.cfg.Retry.MaxAttempts, DryRun: c.cfg.DryRun,

@@ -130,6 +130,15 @@ type Cluster struct {
 	Eligible, Unhealthy int
 	// APIHealthy is false while the controller's own API calls fail.
 	APIHealthy bool
+	// Blind is true while no Lease renewal of any node has been seen for
+	// half a window: the API server, etcd or the watch is down, and a
+	// silent node proves nothing.
+	Blind bool
+	// Suspect counts eligible nodes not yet unhealthy whose Lease has gone
+	// unrenewed for half the window: the storm guard counts them with the
+	// unhealthy ones, so that a partitioned group whose windows close over
+	// one renewal interval is held as a whole, not let through one by one.
+	Suspect int
 	// Active counts other incidents between fencing and release (phases
 	// Fencing and Fenced), which use the concurrency budget.
 	Active int
@@ -244,6 +253,11 @@ func decideNew(in Input) Decision {
 		}
 		return d
 	}
+	if !in.Cluster.APIHealthy || in.Cluster.Blind {
+		// Nothing is opened on a view that cannot be trusted.
+		g := guards(in)
+		return Decision{Action: None, Reason: g.Reason, Message: g.Message}
+	}
 	msg := fmt.Sprintf("no Lease renewal seen for %s (unhealthyAfter %s)", n.LeaseStaleFor.Round(time.Second), in.Policy.UnhealthyAfter)
 	if why == ReasonNotReady {
 		msg = fmt.Sprintf("Ready not True for %s (unhealthyAfter %s)", n.NotReadyFor.Round(time.Second), in.Policy.UnhealthyAfter)
@@ -254,9 +268,16 @@ func decideNew(in Input) Decision {
 // guards returns a Pause decision when a guard holds remediation, or nil.
 func guards(in Input) *Decision {
 	c, p := in.Cluster, in.Policy
-	if c.Unhealthy > p.MaxUnhealthy {
-		return &Decision{Action: Pause, Reason: ReasonStormGuard,
-			Message: fmt.Sprintf("%d of %d eligible nodes are unhealthy, more than the %d allowed (maxUnhealthy); nothing is remediated", c.Unhealthy, c.Eligible, p.MaxUnhealthy)}
+	if c.Blind {
+		return &Decision{Action: Pause, Reason: ReasonViewBlind,
+			Message: "no Lease renewal of any node seen for half the window: the API server, etcd or a watch is down; nothing is remediated, and every window restarts when renewals are seen again"}
+	}
+	if bad := c.Unhealthy + c.Suspect; bad > p.MaxUnhealthy {
+		msg := fmt.Sprintf("%d of %d eligible nodes are unhealthy, more than the %d allowed (maxUnhealthy); nothing is remediated", c.Unhealthy, c.Eligible, p.MaxUnhealthy)
+		if c.Suspect > 0 {
+			msg = fmt.Sprintf("%d of %d eligible nodes are unhealthy and %d more have missed half a window of renewals, more than the %d allowed (maxUnhealthy); nothing is remediated", c.Unhealthy, c.Eligible, c.Suspect, p.MaxUnhealthy)
+		}
+		return &Decision{Action: Pause, Reason: ReasonStormGuard, Message: msg}
 	}
 	if !c.APIHealthy {
 		return &Decision{Action: Pause, Reason: ReasonAPIUnreliable,
@@ -303,6 +324,16 @@ func decideOpen(in Input) Decision {
 	}
 	if g := guards(in); g != nil {
 		return *g
+	}
+	if !inc.Fenced {
+		if bad, _ := Unhealthy(n, in.Policy.UnhealthyAfter); !bad {
+			// No heartbeat seen since detection, but this controller has not
+			// itself watched the node for a whole window (it is a new leader,
+			// or its windows restarted after a blind spell): it waits for its
+			// own window before fencing. Longer, never shorter.
+			return Decision{Action: None, Reason: ReasonWithinGrace, RequeueAfter: max(untilUnhealthy(n, in.Policy.UnhealthyAfter), time.Second),
+				Message: "no heartbeat seen since detection; waiting for this controller's own window before fencing"}
+		}
 	}
 	if d := dryRun(in); d != nil {
 		return *d

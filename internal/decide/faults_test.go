@@ -34,8 +34,15 @@ func TestDecideUnderFaults(t *testing.T) {
 	}{
 		// Defect 2: a fresh leader must not close a fenced incident.
 		{name: "fresh leader, Fenced, no heartbeat seen: release", node: freshLeader, inc: &Incident{Phase: PhaseFenced, Fenced: true, NodeUID: "uid-1"}, want: Release},
-		{name: "fresh leader, Fencing, no heartbeat seen: fence on", node: freshLeader, inc: &Incident{Phase: PhaseFencing, NodeUID: "uid-1"}, want: Fence},
-		{name: "fresh leader, Detected, no heartbeat seen: fence", node: freshLeader, inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, want: Fence},
+		{name: "fresh leader, Fencing, no heartbeat seen: wait for its own window, no abort", node: freshLeader, inc: &Incident{Phase: PhaseFencing, NodeUID: "uid-1"}, want: None, reason: ReasonWithinGrace},
+		{name: "fresh leader, Detected, no heartbeat seen: wait for its own window, no abort", node: freshLeader, inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, want: None, reason: ReasonWithinGrace},
+		{name: "fresh leader, Detected, its own window passed: fence", node: dead(40 * time.Second), inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, want: Fence},
+		// Defect 1: a blind view (no renewal of any node seen) opens and fences nothing.
+		{name: "blind view: nothing opened", node: dead(time.Minute), cluster: &Cluster{Eligible: 10, Unhealthy: 10, APIHealthy: true, Blind: true}, want: None, reason: ReasonViewBlind},
+		{name: "API unreliable: nothing opened", node: dead(time.Minute), cluster: &apiDown, want: None, reason: ReasonAPIUnreliable},
+		{name: "blind view: open incident held", node: dead(time.Minute), inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, cluster: &Cluster{Eligible: 10, Unhealthy: 1, APIHealthy: true, Blind: true}, want: Pause, reason: ReasonViewBlind},
+		// Defect 5: nodes about to fail count toward the storm guard.
+		{name: "one unhealthy and two about to be: storm", node: dead(time.Minute), inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, cluster: &Cluster{Eligible: 10, Unhealthy: 1, Suspect: 2, APIHealthy: true}, want: Pause, reason: ReasonStormGuard},
 		{name: "heartbeat seen changed before fence: abort", node: changed, inc: &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}, want: Abort, reason: ReasonHeartbeatResumed},
 		{name: "heartbeat seen changed after fence: abort, nothing released", node: changed, inc: &Incident{Phase: PhaseFenced, Fenced: true, NodeUID: "uid-1"}, want: Abort, reason: ReasonHeartbeatResumed},
 		// Defect 3: a Node deleted mid-incident is fenced before anything else.

@@ -32,12 +32,17 @@ const (
 	ReasonRetryFence          = "RetryFence"
 	ReasonNotReadyLeaseLive   = "NotReadyLeaseRenewing"
 	ReasonReleaseInterrupted  = "ReleaseInterrupted"
+	ReasonViewBlind           = "ViewBlind"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted = "FenceStarted"
 	ReasonFencedUnsafe = "FencedUnsafe"
 	ReasonFenceFailed  = "FenceFailed"
 	ReasonReleased     = "Released"
+
+	// EventWatchdogNotFired: a node fenced by its watchdog (provider wait)
+	// returned with its boot ID unchanged.
+	EventWatchdogNotFired = "WatchdogNotFired"
 
 	// Reasons of events only.
 	EventTakeoverDetected = "TakeoverDetected"

@@ -32,6 +32,15 @@ type Metrics struct {
 	FenceCheckSeconds *prometheus.HistogramVec
 	// PowerOns counts powerOnAfterTakeover calls by result.
 	PowerOns *prometheus.CounterVec
+
+	// ViewBlind is 1 while no Lease renewal of any node has been seen for
+	// half the window; NotReadyLeaseRenewing counts eligible nodes NotReady
+	// for the window while their Lease renews (reported, never taken over);
+	// RebootNotProven counts nodes that returned after a fence with their
+	// boot ID unchanged, by provider.
+	ViewBlind             prometheus.Gauge
+	NotReadyLeaseRenewing prometheus.Gauge
+	RebootNotProven       *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -42,6 +51,15 @@ func New() *Metrics {
 		EligibleNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_eligible_nodes", Help: "Nodes liberator watches over (selector, opt-out and control-plane rules applied).",
 		}),
+		ViewBlind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_view_blind", Help: "1 while no Lease renewal of any node has been seen for half the window (API server, etcd or watch down); nothing is remediated.",
+		}),
+		NotReadyLeaseRenewing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_nodes_not_ready_lease_renewing", Help: "Eligible nodes NotReady for the whole window while their Lease renews: reported, never taken over.",
+		}),
+		RebootNotProven: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_reboot_not_proven_total", Help: "Fenced nodes that returned with their boot ID unchanged (for provider wait: the watchdog did not fire), by provider.",
+		}, []string{"provider"}),
 		UnhealthyNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_unhealthy_nodes", Help: "Eligible nodes unhealthy for the whole unhealthyAfter window.",
 		}),
@@ -100,6 +118,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ViewBlind, m.NotReadyLeaseRenewing, m.RebootNotProven,
 		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
 		m.TakeoversByPhase, m.TakeoversTotal, m.PhaseSeconds, m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
 		m.FenceReady, m.FenceChecks, m.FenceCheckSeconds, m.PowerOns,

@@ -1,0 +1,142 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
+)
+
+// stepAll reconciles every fixture node once, after the tick's scan.
+func (f *fixture) stepAll() { f.t.Helper(); f.stepOnly(fixtureNodes...) }
+
+// stepOnly reconciles the given nodes once, after the tick's scan.
+func (f *fixture) stepOnly(nodes ...string) {
+	f.t.Helper()
+	f.sync()
+	f.c.scan()
+	for _, n := range nodes {
+		if _, err := f.reconcile(n); err != nil {
+			f.t.Fatalf("reconcile %s: %v", n, err)
+		}
+	}
+}
+
+// noneFenced fails the test if any node was fenced or released.
+func (f *fixture) noneFenced() {
+	f.t.Helper()
+	if len(f.fencer.Calls) > 0 {
+		f.t.Fatalf("fenced, and it must not have been: %+v", f.fencer.Calls)
+	}
+	for _, n := range fixtureNodes {
+		if d := f.destructive(n); len(d) > 0 {
+			f.t.Fatalf("healthy node %s released: %v", n, d)
+		}
+	}
+}
+
+// An API server (or etcd) outage longer than the window: no kubelet can
+// renew, so every Lease looks stale. When the API returns, the kubelets
+// renew one by one; the last to renew is as healthy as the others and must
+// not be fenced once the storm count drops under maxUnhealthy.
+func TestOutageStaleTailNotFenced(t *testing.T) {
+	f := newFixture(t)
+	for _, n := range fixtureNodes {
+		f.fail(n)
+	}
+	for range 6 { // 60 s without a single renewal
+		f.advance(10 * time.Second)
+		f.stepAll()
+	}
+	f.noneFenced()
+	// The API is back: w2, w3 and w4 renew within a few seconds; w1's
+	// kubelet renews last, 9 s later.
+	for i, n := range []string{"w2", "w3", "w4"} {
+		f.clock.Step(time.Second * time.Duration(1+i))
+		f.revive(n)
+		f.stepAll()
+	}
+	for range 6 {
+		f.clock.Step(time.Second)
+		for _, n := range []string{"w2", "w3", "w4"} {
+			f.renewLease(n)
+		}
+		f.stepAll()
+	}
+	f.revive("w1")
+	for range 8 {
+		f.advance(10 * time.Second)
+		f.stepAll()
+	}
+	f.noneFenced()
+	if tk := f.takeover("w1"); tk != nil && !tk.Status.Phase.Closed() {
+		t.Fatalf("w1's incident still open: %s", timeline(tk))
+	}
+}
+
+// A partition cuts off two of the four workers whose last renewals were 8 s
+// apart: their windows close 8 s apart. maxUnhealthy (40 %, one node) must
+// hold both: the first must not be fenced before the second is counted.
+func TestStormGuardCountsNodesAboutToFail(t *testing.T) {
+	f := newFixture(t)
+	f.fail("w1")
+	f.advance(8 * time.Second)
+	f.fail("w2")
+	for range 20 { // w1's window closes at 40 s, w2's at 48 s
+		f.advance(2 * time.Second)
+		f.stepAll()
+	}
+	f.noneFenced()
+	tk := f.mustTakeover("w1")
+	if tk.Status.Phase != v1alpha1.PhasePaused || tk.Status.Reason != decide.ReasonStormGuard {
+		t.Fatalf("w1's incident: %s/%s, want Paused/StormGuard", tk.Status.Phase, tk.Status.Reason)
+	}
+}
+
+// A node taken over and never back does not count toward maxUnhealthy
+// forever: after its workloads moved, a second node's failure is handled.
+func TestReleasedNodeLeavesTheStormCount(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 20)
+	f.putPod(mysqlPod("uid-mysql-0-new", "w2", true))
+	f.stepUntil(failedNode, v1alpha1.PhaseWorkloadsReady, 5)
+	f.kube.ClearActions() // the harness's release check reads the calls of one failed node at a time
+	f.fail("w3")
+	for range 6 {
+		f.advance(10 * time.Second)
+		f.stepOnly("w1", "w3", "w4")
+	}
+	if tk := f.mustTakeover("w3"); tk.Status.Phase == v1alpha1.PhasePaused && tk.Status.Reason == decide.ReasonStormGuard {
+		t.Fatalf("w3 held by the storm guard because w1, already taken over, still counts: %s", timeline(tk))
+	}
+}
+
+// A node that returns with its boot ID unchanged after a wait fence: its
+// watchdog did not fire. The incident records AwaitingReboot and a Warning
+// says so.
+func TestAwaitingRebootRecorded(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 20)
+	f.putPod(mysqlPod("uid-mysql-0-new", "w2", true))
+	f.stepUntil(failedNode, v1alpha1.PhaseWorkloadsReady, 5)
+	f.revive(failedNode)
+	f.setNodeReady(failedNode, corev1.ConditionTrue, "")
+	for range 3 {
+		f.advance(10 * time.Second)
+		f.mustStep(failedNode)
+	}
+	tk := f.mustTakeover(failedNode)
+	if tk.Status.Reason != decide.ReasonAwaitingReboot {
+		t.Fatalf("reason %s, want %s: %s", tk.Status.Reason, decide.ReasonAwaitingReboot, timeline(tk))
+	}
+	if !f.hasEvent(corev1.EventTypeWarning, decide.EventWatchdogNotFired) {
+		t.Fatalf("no Warning %s event: %v", decide.EventWatchdogNotFired, f.events)
+	}
+}
