@@ -33,7 +33,7 @@ maxUnhealthy: 2
 fencing:
   classes:
   - name: lab
-    nodeSelector: "liberator.dev/fence=wait"
+    nodeSelector: "node-restriction.kubernetes.io/liberator-fence=wait"
     provider: wait
     wait: {safeTime: 5s}
   - name: stateless
@@ -46,6 +46,12 @@ fencing:
 		{"not a duration", head + "healthyDelay: soon\n", `want a duration such as "30s"`},
 		{"bad percentage", head + "maxUnhealthy: \"140%\"\n", `maxUnhealthy: invalid value "140%"`},
 		{"bad selector", head + "nodeSelector: \"a in b\"\n", `nodeSelector: invalid value`},
+		{"class chosen by a label the node's kubelet may set", head + "fencing: {classes: [{name: x, provider: none, nodeSelector: \"example.com/role=db\"}]}\n",
+			`fencing.classes[0].nodeSelector: invalid value "example.com/role=db": label key "example.com/role" can be set by the node's own kubelet`},
+		{"class chosen by a kubelet-allowed kubernetes.io label", head + "fencing: {classes: [{name: x, provider: none, nodeSelector: \"node.kubernetes.io/instance-type=m5\"}]}\n",
+			`label key "node.kubernetes.io/instance-type" can be set by the node's own kubelet`},
+		{"redfish over http to a remote BMC", head + "fencing: {classes: [{name: x, provider: redfish, address: \"http://10.0.0.5\", credentialsSecret: s}]}\n",
+			`fencing.classes[0].address: invalid value "http://10.0.0.5": must be https`},
 		{"wrong kind", "apiVersion: config.liberator.dev/v1alpha1\nkind: Config\n", `kind: invalid value "Config": must be ControllerConfig`},
 		{"wait without safeTime", head + "fencing: {classes: [{name: x, provider: wait}]}\n", `fencing.classes[0].wait.safeTime`},
 		{"unknown provider", head + "fencing: {classes: [{name: x, provider: ipmi}]}\n", `fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, wait, none`},
@@ -53,7 +59,7 @@ fencing:
 fencing:
   classes:
   - name: ipmi
-    nodeSelector: "liberator.dev/bmc=ipmi"
+    nodeSelector: "node-restriction.kubernetes.io/liberator-fence=ipmi"
     provider: fence-agent
     agent: fence_ipmilan
     port: 623
@@ -122,16 +128,16 @@ fencing:
 
 func TestClassFor(t *testing.T) {
 	c := Default()
-	if err := Parse([]byte("apiVersion: config.liberator.dev/v1alpha1\nkind: ControllerConfig\nfencing:\n  classes:\n  - {name: byname, nodeNames: [w1], provider: none}\n  - {name: db, nodeSelector: role=db, provider: wait, wait: {safeTime: 5s}}\n"), c); err != nil {
+	if err := Parse([]byte("apiVersion: config.liberator.dev/v1alpha1\nkind: ControllerConfig\nfencing:\n  classes:\n  - {name: byname, nodeNames: [w1], provider: none}\n  - {name: db, nodeSelector: node-restriction.kubernetes.io/role=db, provider: wait, wait: {safeTime: 5s}}\n"), c); err != nil {
 		t.Fatal(err)
 	}
 	if fc := c.ClassFor("w1", nil); fc == nil || fc.Name != "byname" {
 		t.Fatalf("w1 -> %v", fc)
 	}
-	if fc := c.ClassFor("w2", map[string]string{"role": "db"}); fc == nil || fc.Name != "db" {
+	if fc := c.ClassFor("w2", map[string]string{"node-restriction.kubernetes.io/role": "db"}); fc == nil || fc.Name != "db" {
 		t.Fatalf("w2 -> %v", fc)
 	}
-	if fc := c.ClassFor("w3", map[string]string{"role": "web"}); fc != nil {
+	if fc := c.ClassFor("w3", map[string]string{"node-restriction.kubernetes.io/role": "web", "role": "db"}); fc != nil {
 		t.Fatalf("w3 matched %s; an unmatched node must be unfenceable", fc.Name)
 	}
 }
@@ -191,5 +197,22 @@ fencing:
 	}
 	if fc := c.ClassFor("w2", nil); fc == nil || fc.Name != "rest" {
 		t.Fatalf("w2 -> %v, want rest: a class that names its nodes matches only those", fc)
+	}
+}
+
+func TestProtectedLabelsAndLoopbackHTTP(t *testing.T) {
+	for key, want := range map[string]bool{
+		"role": true, "example.com/role": true, "kubernetes.io/hostname": true, "topology.kubernetes.io/zone": true,
+		"node.kubernetes.io/instance-type": true, "kubelet.kubernetes.io/x": true,
+		"node-restriction.kubernetes.io/liberator-fence": false, "node-role.kubernetes.io/db": false, "example.k8s.io/x": false,
+	} {
+		if got := KubeletCanSet(key); got != want {
+			t.Errorf("KubeletCanSet(%q) = %v, want %v", key, got, want)
+		}
+	}
+	for _, a := range []string{"http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", "https://10.0.0.5"} {
+		if err := checkAddress(ProviderRedfish, a); err != nil {
+			t.Errorf("%s refused: %v", a, err)
+		}
 	}
 }

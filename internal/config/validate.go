@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -118,8 +119,10 @@ func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool)
 		p.add(f+".name", fc.Name, "fence class names must be unique")
 	}
 	names[fc.Name] = true
-	if _, err := labels.Parse(fc.NodeSelector); err != nil {
+	if sel, err := labels.Parse(fc.NodeSelector); err != nil {
 		p.add(f+".nodeSelector", fc.NodeSelector, "must be a label selector: "+err.Error())
+	} else if key := kubeletSettableKey(sel); key != "" {
+		p.add(f+".nodeSelector", fc.NodeSelector, fmt.Sprintf("label key %q can be set by the node's own kubelet, so a node could choose its own fence class; use a key under %s (such as %sliberator-fence), which NodeRestriction keeps kubelets from setting, or nodeNames", key, ProtectedLabelPrefix, ProtectedLabelPrefix))
 	}
 	switch fc.Provider {
 	case ProviderNone:
@@ -334,6 +337,59 @@ func validateRedfish(p *problems, f string, fc *FenceClass, bmcs map[string]BMC,
 	}
 }
 
+// ProtectedLabelPrefix is the label prefix the NodeRestriction admission
+// plugin keeps kubelets from setting on their own Node.
+const ProtectedLabelPrefix = "node-restriction.kubernetes.io/"
+
+// kubeletLabels are the kubernetes.io labels a kubelet may set on its own
+// Node under NodeRestriction; kubeletLabelDomains the namespaces it may.
+var (
+	kubeletLabels = map[string]bool{
+		"kubernetes.io/hostname": true, "kubernetes.io/arch": true, "kubernetes.io/os": true,
+		"beta.kubernetes.io/arch": true, "beta.kubernetes.io/os": true, "beta.kubernetes.io/instance-type": true,
+		"node.kubernetes.io/instance-type": true, "failure-domain.beta.kubernetes.io/region": true,
+		"failure-domain.beta.kubernetes.io/zone": true, "topology.kubernetes.io/region": true, "topology.kubernetes.io/zone": true,
+	}
+	kubeletLabelDomains = []string{"kubelet.kubernetes.io", "node.kubernetes.io"}
+)
+
+// KubeletCanSet reports whether a node's own kubelet may set the label key
+// on its Node under NodeRestriction: any key outside the kubernetes.io and
+// k8s.io namespaces, and a few within them.
+func KubeletCanSet(key string) bool {
+	domain, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return true
+	}
+	k8s := func(d string) bool {
+		return d == "kubernetes.io" || d == "k8s.io" || strings.HasSuffix(d, ".kubernetes.io") || strings.HasSuffix(d, ".k8s.io")
+	}
+	if !k8s(domain) {
+		return true
+	}
+	if kubeletLabels[key] {
+		return true
+	}
+	for _, d := range kubeletLabelDomains {
+		if domain == d || strings.HasSuffix(domain, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// kubeletSettableKey returns the first label key of sel a kubelet may set,
+// or "".
+func kubeletSettableKey(sel labels.Selector) string {
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if KubeletCanSet(r.Key()) {
+			return r.Key()
+		}
+	}
+	return ""
+}
+
 func checkAddress(provider, a string) error {
 	if strings.ContainsAny(a, " \t\n\r\x00") {
 		return errors.New("must be a host name or address without spaces")
@@ -348,5 +404,18 @@ func checkAddress(provider, a string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("must be a host, host:port, or an http(s) URL such as https://10.0.0.5")
 	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return errors.New("must be https: over http the BMC credentials would cross the network in clear (http is accepted only for a loopback address, such as a local proxy)")
+	}
 	return nil
+}
+
+// loopback reports whether host names this machine (localhost, 127.0.0.0/8,
+// ::1).
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
