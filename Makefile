@@ -16,7 +16,7 @@ LDFLAGS := -s -w -X github.com/liberator-dev/liberator/internal/cli.Version=$(VE
 IMAGE   ?= ghcr.io/liberator-dev/liberator:$(VERSION)
 IMAGE_ARCH ?= $(shell go env GOARCH)
 
-.PHONY: all build test test-unit test-e2e verify generate docs tools bench demo demo-up demo-down clean image image-tarball
+.PHONY: all build test test-unit test-e2e verify verify-model generate docs tools bench demo demo-up demo-down clean image image-tarball
 
 all: build
 
@@ -59,7 +59,10 @@ tools: ## build the pinned test-bed binaries (cached outside the tree)
 test-e2e: tools build ## the end-to-end failover suite on a local cluster
 	go test -tags e2e -count=1 -timeout 40m -parallel 4 -v ./test/e2e/...
 
-test: verify test-unit test-e2e ## everything CI runs
+verify-model: ## model-check the takeover protocol with SPIN (model/): S1-S4, L1, and the broken variants must fail
+	model/verify.sh
+
+test: verify verify-model test-unit test-e2e ## everything CI runs
 
 bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'Decision|Scan' -benchmem -benchtime 2000x ./internal/controller/
