@@ -1,25 +1,20 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/utils/clock"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
-	"github.com/liberator-dev/liberator/internal/config"
-	"github.com/liberator-dev/liberator/internal/fence"
 	"github.com/liberator-dev/liberator/internal/kubeutil"
 )
 
@@ -34,10 +29,6 @@ const (
 	configMapName          = "liberator-config"
 	configMapKey           = "config.yaml"
 )
-
-// errNoConfirmation is returned when a destructive command was not
-// confirmed.
-var errNoConfirmation = errors.New("not confirmed: nothing was done")
 
 type drillOptions struct {
 	yes             bool
@@ -123,137 +114,89 @@ It asks for confirmation (type the node's name) unless --yes is given.`,
 	return cmd
 }
 
-// shellQuote quotes s for sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// drillPollInterval is how often a drill reads the node's Takeover and
+// looks at the probe.
+const drillPollInterval = 250 * time.Millisecond
 
-// drillTrigger stops the node.
-type drillTrigger struct {
-	method      string
-	description string
-	fire        func(ctx context.Context) error
-}
+// drillRun is one drill under way: prepare checks the node and finds its
+// stateful pods and the trigger, fire stops the node, observe watches the
+// controller take over, and report writes what was measured.
+type drillRun struct {
+	s     IOStreams
+	c     *clients
+	clock clock.WithTicker
+	node  string
+	o     *drillOptions
 
-// loadControllerConfig reads the controller's configuration from path, or
-// from its ConfigMap.
-func loadControllerConfig(ctx context.Context, c *clients, path, namespace string) (*config.Config, string, error) {
-	if path != "" {
-		cfg, err := config.Load(path)
-		return cfg, path, err
-	}
-	src := "ConfigMap " + namespace + "/" + configMapName
-	cm, err := c.kube.CoreV1().ConfigMaps(namespace).Get(ctx, configMapName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, src, fmt.Errorf("no controller configuration found (%s does not exist): pass --config FILE", src)
-	}
-	if err != nil {
-		return nil, src, apiError("read "+src, err)
-	}
-	cfg := config.Default()
-	if err := config.Parse([]byte(cm.Data[configMapKey]), cfg); err != nil {
-		return nil, src, fmt.Errorf("%s: %w", src, err)
-	}
-	return cfg, src, nil
-}
+	// Set by prepare.
+	n *corev1.Node
+	// known holds the names of the node's Takeovers before the drill.
+	known map[string]bool
+	trig  *drillTrigger
+	tr    *tracker
 
-// fenceTrigger powers the node off through its fence class.
-func fenceTrigger(ctx context.Context, c *clients, n *corev1.Node, o *drillOptions) (*drillTrigger, error) {
-	const need = "fencing drill needs a fence class"
-	cfg, src, err := loadControllerConfig(ctx, c, o.configPath, o.configNamespace)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w; or use --simulate on a test bed", need, err)
-	}
-	fc := cfg.ClassFor(n.Name, n.Labels)
-	if fc == nil {
-		return nil, fmt.Errorf("%s: node %s matches none of the %d fence classes in %s; add one under fencing.classes, or use --simulate on a test bed", need, n.Name, len(cfg.Fencing.Classes), src)
-	}
-	if !fc.HasPowerFence() {
-		return nil, fmt.Errorf("%s that powers the node off: node %s's class %q uses provider %q, which cannot stop a node; use --simulate on a test bed", need, n.Name, fc.Name, fc.Provider)
-	}
-	ns := o.configNamespace
-	factory := fence.Factory{Namespace: ns, Secrets: func(ctx context.Context, name string) (map[string][]byte, error) {
-		sec, err := c.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: %s/%s", fence.ErrSecretNotFound, ns, name)
-		}
-		if err != nil {
-			return nil, apiError("read Secret "+ns+"/"+name, err)
-		}
-		return sec.Data, nil
-	}}
-	fencer, err := factory.For(*fc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", need, err)
-	}
-	class := *fc
-	return &drillTrigger{
-		method:      "fence",
-		description: fmt.Sprintf("power-off through fence class %q (provider %s, from %s)", class.Name, class.Provider, src),
-		fire: func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, class.Timeout.Duration)
-			defer cancel()
-			for {
-				now := time.Now()
-				res, err := fencer.Fence(ctx, fence.Target{Node: n.Name, Class: class, DetectedAt: now, Now: now})
-				if err != nil {
-					return fmt.Errorf("fence provider %s: %w", class.Provider, err)
-				}
-				if res.Done {
-					if !res.PowerOff {
-						return fmt.Errorf("fence provider %s did not power node %s off (%s): it cannot be used for a drill", class.Provider, n.Name, oneLine(res.Output))
-					}
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("fence provider %s did not finish within the class timeout %s", class.Provider, class.Timeout.Duration)
-				case <-time.After(max(res.RetryAfter, 100*time.Millisecond)):
-				}
-			}
-		},
-	}, nil
-}
-
-// simulateTrigger runs the simulation command.
-func simulateTrigger(s IOStreams, node, command string) *drillTrigger {
-	line := strings.ReplaceAll(command, "{node}", shellQuote(node))
-	return &drillTrigger{
-		method:      "simulate",
-		description: line,
-		fire: func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "sh", "-c", line)
-			cmd.Stdout, cmd.Stderr = s.ErrOut, s.ErrOut
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("simulation command %q failed: %w", line, err)
-			}
-			return nil
-		},
-	}
-}
-
-// confirm asks the operator to type the node's name.
-func confirm(s IOStreams, node, what string) error {
-	fmt.Fprintf(s.ErrOut, "%s\nType the node's name (%s) to go on: ", what, node)
-	line, err := bufio.NewReader(s.In).ReadString('\n')
-	if strings.TrimSpace(line) != node {
-		if err != nil {
-			return fmt.Errorf("%w (no answer; pass --yes to run without asking)", errNoConfirmation)
-		}
-		return errNoConfirmation
-	}
-	return nil
+	pr *prober
+	ob drillObservation
+	// What observe has seen so far.
+	finished    bool
+	probeDown   bool
+	lastWarning string
 }
 
 func runDrill(ctx context.Context, s IOStreams, c *clients, node string, o *drillOptions) error {
-	n, err := c.node(ctx, node)
+	d := &drillRun{s: s, c: c, clock: clock.RealClock{}, node: node, o: o}
+	if err := d.prepare(ctx); err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	events, err := d.watch(wctx)
+	if err != nil {
+		return err
+	}
+	if err := d.fire(ctx); err != nil {
+		return err
+	}
+	d.observe(ctx, events)
+	stop()
+	return d.report()
+}
+
+// prepare checks the node, chooses the trigger, finds the stateful pods
+// and asks for confirmation.
+func (d *drillRun) prepare(ctx context.Context) error {
+	if err := d.check(ctx); err != nil {
+		return err
+	}
+	var err error
+	if d.o.simulate {
+		d.trig = simulateTrigger(d.s, d.node, d.o.simulateCommand)
+	} else if d.trig, err = fenceTrigger(ctx, d.c, d.n, d.o); err != nil {
+		return err
+	}
+	if err := d.findPods(ctx); err != nil {
+		return err
+	}
+	if d.o.yes {
+		return nil
+	}
+	what := fmt.Sprintf("Drill on node %s: %s.\nIts %s (%s) go down until the controller takes them over; the node stays off afterwards.",
+		d.node, d.trig.description, plural(len(d.tr.pods), "stateful pod"), d.podNames())
+	return confirm(d.s, d.node, what)
+}
+
+// check refuses a node that is not Ready or has an open Takeover, and
+// notes the node's Takeovers so far.
+func (d *drillRun) check(ctx context.Context) error {
+	node := d.node
+	n, err := d.c.node(ctx, node)
 	if err != nil {
 		return err
 	}
 	if st := kubeutil.NodeReadyStatus(n); st != corev1.ConditionTrue {
 		return fmt.Errorf("node %s is not Ready (Ready=%s): a drill starts from a healthy node", node, orDash(string(st)))
 	}
-	before, err := listTakeovers(ctx, c.tk, node)
+	before, err := listTakeovers(ctx, d.c.tk, node)
 	if err != nil {
 		if isNoCRD(err) {
 			return errors.New("the Takeover CRD is not installed: deploy liberator (kubectl apply -k config/default) before a drill")
@@ -263,26 +206,24 @@ func runDrill(ctx context.Context, s IOStreams, c *clients, node string, o *dril
 	if t := v1alpha1.OpenTakeoverOf(before); t != nil {
 		return fmt.Errorf("node %s has an open Takeover %s (phase %s): finish it before a drill", node, t.Name, t.Status.Phase)
 	}
-	known := map[string]bool{}
+	d.n, d.known = n, map[string]bool{}
 	for _, t := range before {
-		known[t.Name] = true
+		d.known[t.Name] = true
 	}
 	if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; cp {
-		fmt.Fprintf(s.ErrOut, "warning: %s is a control-plane node; the controller leaves those alone unless includeControlPlane is set\n", node)
+		fmt.Fprintf(d.s.ErrOut, "warning: %s is a control-plane node; the controller leaves those alone unless includeControlPlane is set\n", node)
 	}
+	return nil
+}
 
-	var trig *drillTrigger
-	if o.simulate {
-		trig = simulateTrigger(s, node, o.simulateCommand)
-	} else if trig, err = fenceTrigger(ctx, c, n, o); err != nil {
-		return err
-	}
-
-	pl, err := c.kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String()})
+// findPods lists the node's stateful pods.
+func (d *drillRun) findPods(ctx context.Context) error {
+	kube := d.c.kube
+	pl, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.node).String()})
 	if err != nil {
-		return apiError("list the pods of node "+node, err)
+		return apiError("list the pods of node "+d.node, err)
 	}
-	claims, err := claimsOf(ctx, c.kube, pl.Items)
+	claims, err := claimsOf(ctx, kube, pl.Items)
 	if err != nil {
 		return err
 	}
@@ -292,179 +233,15 @@ func runDrill(ctx context.Context, s IOStreams, c *clients, node string, o *dril
 			moving = append(moving, newMovingPod(&pl.Items[i], why))
 		}
 	}
-	tr := newTracker(moving)
-	names := make([]string, len(tr.pods))
-	for i, m := range tr.pods {
-		names[i] = m.key()
-	}
-
-	if !o.yes {
-		what := fmt.Sprintf("Drill on node %s: %s.\nIts %s (%s) go down until the controller takes them over; the node stays off afterwards.",
-			node, trig.description, plural(len(names), "stateful pod"), orDash(strings.Join(names, ", ")))
-		if err := confirm(s, node, what); err != nil {
-			return err
-		}
-	}
-
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var watch *podWatch
-	if len(moving) > 0 {
-		if watch, err = watchPods(wctx, c.kube, namespacesOf(moving)); err != nil {
-			return err
-		}
-		for _, p := range watch.pods() {
-			tr.noteExisting(p)
-		}
-	}
-	var pr *prober
-	if o.probe != "" {
-		pr = &prober{cfg: probeConfig{address: o.probe, interval: o.probeInterval}}
-		go pr.run(wctx)
-	}
-
-	fmt.Fprintf(s.Out, "Drill on node %s: %s (%s)\n", node, plural(len(names), "stateful pod"), orDash(strings.Join(names, ", ")))
-	ob := drillObservation{node: node, method: trig.method, trigger: trig.description, seen: map[int]time.Time{}, pods: tr.pods}
-	if pr != nil {
-		ob.probeCfg = &pr.cfg
-	}
-	ob.triggerStart = time.Now()
-	if err := trig.fire(ctx); err != nil {
-		return err
-	}
-	ob.triggered = time.Now()
-	t0 := ob.triggered
-	logf := func(at time.Time, format string, args ...any) {
-		fmt.Fprintf(s.Out, "  %7s  %s\n", offset(at.Sub(t0)), fmt.Sprintf(format, args...))
-	}
-	logf(t0, "node %s stopped (%s)", node, trig.method)
-
-	deadline := time.NewTimer(o.timeout)
-	defer deadline.Stop()
-	poll := time.NewTicker(250 * time.Millisecond)
-	defer poll.Stop()
-	var events <-chan podChange
-	if watch != nil {
-		events = watch.events
-	}
-	probeDown := false
-	lastWarning := ""
-	for {
-		done := false
-		select {
-		case ch := <-events:
-			for _, p := range tr.feed(ch) {
-				logf(ch.at, "%s", p.describe())
-			}
-		case <-poll.C:
-			now := time.Now()
-			tk, err := drillTakeover(ctx, c, node, known)
-			if err != nil {
-				if err.Error() != lastWarning {
-					lastWarning = err.Error()
-					fmt.Fprintf(s.ErrOut, "warning: %v\n", err)
-				}
-			} else if tk != nil {
-				if ob.takeover == nil {
-					logf(now, "Takeover %s opened", tk.Name)
-				}
-				ob.takeover = tk
-				for i, p := range tk.Status.Timeline {
-					if _, ok := ob.seen[i]; !ok {
-						ob.seen[i] = now
-						logf(now, "%s (%s) at %s", p.Phase, orDash(p.Reason), p.Time.UTC().Format(time.RFC3339))
-					}
-				}
-			}
-			if pr != nil {
-				failed, answering := probeState(pr.snapshot(), ob.triggerStart)
-				if failed && !answering && !probeDown {
-					probeDown = true
-					logf(now, "probe %s: not answering", o.probe)
-				}
-				if probeDown && answering {
-					probeDown = false
-					logf(now, "probe %s: answering again", o.probe)
-				}
-			}
-			done = drillDone(ob, tr, pr)
-		case <-deadline.C:
-			ob.problem = fmt.Sprintf("timed out after %s", o.timeout)
-			done = true
-		case <-ctx.Done():
-			ob.problem = "interrupted"
-			done = true
-		}
-		if done {
-			break
-		}
-	}
-	stop()
-	ob.finished = time.Now()
-	if ob.problem != "" {
-		var left []string
-		if ob.takeover == nil {
-			left = append(left, "no Takeover was opened (is the controller running?)")
-		} else if ob.takeover.PhaseTime(v1alpha1.PhaseWorkloadsReady) == nil {
-			left = append(left, "Takeover in phase "+string(ob.takeover.Status.Phase))
-		}
-		for _, m := range tr.waiting() {
-			left = append(left, m.key()+" not Ready elsewhere ("+m.Last+")")
-		}
-		if len(left) > 0 {
-			ob.problem += ": " + strings.Join(left, "; ")
-		}
-	}
-	if pr != nil {
-		ob.probe = pr.snapshot()
-	}
-	rep := buildDrillReport(ob)
-	if err := printDrillReport(s.Out, rep); err != nil {
-		return err
-	}
-	if o.reportJSON != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.reportJSON, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write the report: %w", err)
-		}
-	}
-	if !rep.Complete {
-		if rep.Problem == "" {
-			rep.Problem = "the takeover did not complete"
-		}
-		return fmt.Errorf("drill of %s incomplete: %s", node, rep.Problem)
-	}
+	d.tr = newTracker(moving)
 	return nil
 }
 
-// drillDone reports whether everything the drill waits for happened.
-func drillDone(ob drillObservation, tr *tracker, pr *prober) bool {
-	if ob.takeover == nil || ob.takeover.PhaseTime(v1alpha1.PhaseWorkloadsReady) == nil || len(tr.waiting()) > 0 {
-		return false
+// podNames lists the stateful pods, "-" when there are none.
+func (d *drillRun) podNames() string {
+	names := make([]string, len(d.tr.pods))
+	for i, m := range d.tr.pods {
+		names[i] = m.key()
 	}
-	if pr != nil {
-		failed, answering := probeState(pr.snapshot(), ob.triggerStart)
-		if failed && !answering {
-			return false
-		}
-	}
-	return true
-}
-
-// drillTakeover returns the node's Takeover opened during the drill (one not
-// in known), or nil.
-func drillTakeover(ctx context.Context, c *clients, node string, known map[string]bool) (*v1alpha1.Takeover, error) {
-	l, err := listTakeovers(ctx, c.tk, node)
-	if err != nil {
-		return nil, apiError("list Takeovers", err)
-	}
-	for i := len(l) - 1; i >= 0; i-- {
-		if !known[l[i].Name] {
-			return &l[i], nil
-		}
-	}
-	return nil, nil
+	return orDash(strings.Join(names, ", "))
 }

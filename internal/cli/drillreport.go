@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"sync"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
@@ -263,102 +263,54 @@ func printDrillReport(w io.Writer, r DrillReport) error {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// probeConfig is the TCP endpoint a drill probes.
-type probeConfig struct {
-	address  string
-	interval time.Duration
-}
-
-// probeSample is one connection attempt.
-type probeSample struct {
-	at time.Time
-	ok bool
-}
-
-// prober connects to a TCP address at a fixed interval and records the
-// outcomes.
-type prober struct {
-	cfg     probeConfig
-	mu      sync.Mutex
-	samples []probeSample
-}
-
-func (p *prober) run(ctx context.Context) {
-	t := time.NewTicker(p.cfg.interval)
-	defer t.Stop()
-	d := net.Dialer{Timeout: p.cfg.interval}
-	for {
-		at := time.Now()
-		conn, err := d.DialContext(ctx, "tcp", p.cfg.address)
-		if err == nil {
-			conn.Close()
+// report writes the report, and the JSON file when asked; an incomplete
+// drill is an error.
+func (d *drillRun) report() error {
+	ob := &d.ob
+	if ob.problem != "" {
+		var left []string
+		if ob.takeover == nil {
+			left = append(left, "no Takeover was opened (is the controller running?)")
+		} else if ob.takeover.PhaseTime(v1alpha1.PhaseWorkloadsReady) == nil {
+			left = append(left, "Takeover in phase "+string(ob.takeover.Status.Phase))
 		}
-		if ctx.Err() != nil {
-			return
+		for _, m := range d.tr.waiting() {
+			left = append(left, m.key()+" not Ready elsewhere ("+m.Last+")")
 		}
-		p.mu.Lock()
-		p.samples = append(p.samples, probeSample{at: at, ok: err == nil})
-		p.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if len(left) > 0 {
+			ob.problem += ": " + strings.Join(left, "; ")
 		}
 	}
+	if d.pr != nil {
+		ob.probe = d.pr.snapshot()
+	}
+	rep := buildDrillReport(*ob)
+	if err := printDrillReport(d.s.Out, rep); err != nil {
+		return err
+	}
+	if err := writeReportJSON(d.o.reportJSON, rep); err != nil {
+		return err
+	}
+	if !rep.Complete {
+		if rep.Problem == "" {
+			rep.Problem = "the takeover did not complete"
+		}
+		return fmt.Errorf("drill of %s incomplete: %s", d.node, rep.Problem)
+	}
+	return nil
 }
 
-func (p *prober) snapshot() []probeSample {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]probeSample(nil), p.samples...)
-}
-
-// restored reports whether the probe failed after since and answers again
-// now; failedSince reports whether it failed after since at all.
-func probeState(samples []probeSample, since time.Time) (failed, answering bool) {
-	for _, s := range samples {
-		if !s.at.Before(since) && !s.ok {
-			failed = true
-		}
+// writeReportJSON writes the report as JSON to path, if one is given.
+func writeReportJSON(path string, rep DrillReport) error {
+	if path == "" {
+		return nil
 	}
-	return failed, len(samples) > 0 && samples[len(samples)-1].ok
-}
-
-// summarizeProbe computes the client-visible downtime from the samples,
-// counting from since (the start of the trigger). It is pure.
-func summarizeProbe(address string, interval time.Duration, samples []probeSample, since time.Time) ProbeReport {
-	r := ProbeReport{Address: address, IntervalMillis: interval.Milliseconds()}
-	var first, lastFail *probeSample
-	for i := range samples {
-		s := &samples[i]
-		if s.at.Before(since) {
-			r.DownBeforeTrigger = !s.ok
-			continue
-		}
-		r.Attempts++
-		if s.ok {
-			continue
-		}
-		r.Failures++
-		if first == nil {
-			first = s
-		}
-		lastFail = s
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
 	}
-	if first == nil {
-		return r
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write the report: %w", err)
 	}
-	ff := first.at.UTC()
-	r.FirstFailure = &ff
-	for i := range samples {
-		s := &samples[i]
-		if s.ok && s.at.After(lastFail.at) {
-			rt := s.at.UTC()
-			r.Restored = &rt
-			d := rt.Sub(ff).Seconds()
-			r.DowntimeSeconds = &d
-			break
-		}
-	}
-	return r
+	return nil
 }

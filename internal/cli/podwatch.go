@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 )
 
 // podWatch delivers every change of the pods of some namespaces, each with
@@ -26,8 +27,9 @@ type podChange struct {
 }
 
 // watchPods starts pod informers for the namespaces and waits until they
-// have listed them. They stop with ctx.
-func watchPods(ctx context.Context, kube kubernetes.Interface, namespaces []string) (*podWatch, error) {
+// have listed them. They stop with ctx. Each change is stamped with clk's
+// time of its arrival.
+func watchPods(ctx context.Context, kube kubernetes.Interface, namespaces []string, clk clock.PassiveClock) (*podWatch, error) {
 	w := &podWatch{events: make(chan podChange, 1024)}
 	send := func(obj any, deleted bool) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -38,7 +40,7 @@ func watchPods(ctx context.Context, kube kubernetes.Interface, namespaces []stri
 			return
 		}
 		select {
-		case w.events <- podChange{podEvent: podEvent{pod: p, at: time.Now()}, deleted: deleted}:
+		case w.events <- podChange{podEvent: podEvent{pod: p, at: clk.Now()}, deleted: deleted}:
 		case <-ctx.Done():
 		}
 	}
@@ -98,4 +100,64 @@ func namespacesOf(pods []*movingPod) []string {
 		}
 	}
 	return out
+}
+
+// watchLoop is the one loop the evacuate and drill commands wait in. It
+// feeds the pod changes to the tracker and reports each step they bring,
+// calls poll at a fixed interval for whatever else the command waits for,
+// and ends when done says so, at the timeout, or with ctx. Its clock is
+// injected, so that a test can drive it.
+type watchLoop struct {
+	clock   clock.WithTicker
+	tracker *tracker
+	// events are the pod changes; nil when no pods are watched.
+	events <-chan podChange
+	// progress is called with each step a pod change brings and the time
+	// the change arrived.
+	progress func(p progress, at time.Time)
+	// poll, when set, is called every pollEvery with the clock's time.
+	poll      func(now time.Time)
+	pollEvery time.Duration
+	// done reports whether everything waited for has happened; it is asked
+	// before each wait.
+	done func() bool
+}
+
+// loopEnd is why a watchLoop ended.
+type loopEnd int
+
+const (
+	loopDone loopEnd = iota
+	loopTimedOut
+	loopInterrupted
+)
+
+// run waits until done, for at most timeout.
+func (l *watchLoop) run(ctx context.Context, timeout time.Duration) loopEnd {
+	if l.done() {
+		return loopDone
+	}
+	timer := l.clock.NewTimer(timeout)
+	defer timer.Stop()
+	var tick <-chan time.Time
+	if l.poll != nil {
+		t := l.clock.NewTicker(l.pollEvery)
+		defer t.Stop()
+		tick = t.C()
+	}
+	for !l.done() {
+		select {
+		case ch := <-l.events:
+			for _, p := range l.tracker.feed(ch) {
+				l.progress(p, ch.at)
+			}
+		case <-tick:
+			l.poll(l.clock.Now())
+		case <-timer.C():
+			return loopTimedOut
+		case <-ctx.Done():
+			return loopInterrupted
+		}
+	}
+	return loopDone
 }

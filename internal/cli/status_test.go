@@ -87,8 +87,8 @@ func claim(ns, name string, mode corev1.PersistentVolumeAccessMode) corev1.Persi
 }
 
 // fixture is a cluster right after worker-1 failed: its Takeover has
-// released mysql-0, which runs again on worker-2; worker-3 is under a
-// planned takeover.
+// released mysql-0, which runs again on worker-2; worker-3 is being
+// evacuated.
 func fixture() snapshot {
 	oos := func(n *corev1.Node) {
 		n.Spec.Unschedulable = true

@@ -1,20 +1,14 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"sort"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/kubeutil"
@@ -99,10 +93,25 @@ func nodeStatuses(s snapshot) []NodeStatus {
 	for i := range s.Leases {
 		leases[s.Leases[i].Name] = &s.Leases[i]
 	}
-	claims := rwoClaims(s.Claims)
+	pods := statefulPodsByNode(s.Pods, rwoClaims(s.Claims))
+	takeovers := map[string][]v1alpha1.Takeover{}
+	for _, t := range s.Takeovers {
+		takeovers[t.Spec.NodeName] = append(takeovers[t.Spec.NodeName], t)
+	}
+	out := make([]NodeStatus, 0, len(s.Nodes))
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		out = append(out, nodeStatus(s.Now, n, leases[n.Name], pods[n.Name], takeovers[n.Name]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// statefulPodsByNode maps each node's name to its stateful pods, sorted.
+func statefulPodsByNode(all []corev1.Pod, claims map[string]bool) map[string][]StatefulPod {
 	pods := map[string][]StatefulPod{}
-	for i := range s.Pods {
-		p := &s.Pods[i]
+	for i := range all {
+		p := &all[i]
 		if p.Spec.NodeName == "" {
 			continue
 		}
@@ -116,66 +125,67 @@ func nodeStatuses(s snapshot) []NodeStatus {
 		}
 		pods[p.Spec.NodeName] = append(pods[p.Spec.NodeName], sp)
 	}
-	takeovers := map[string][]v1alpha1.Takeover{}
-	for _, t := range s.Takeovers {
-		takeovers[t.Spec.NodeName] = append(takeovers[t.Spec.NodeName], t)
+	for _, l := range pods {
+		sort.Slice(l, func(i, j int) bool { return l[i].Namespace+"/"+l[i].Name < l[j].Namespace+"/"+l[j].Name })
 	}
+	return pods
+}
 
-	out := make([]NodeStatus, 0, len(s.Nodes))
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		ns := NodeStatus{
-			Name:            n.Name,
-			Ready:           string(kubeutil.NodeReadyStatus(n)),
-			Cordoned:        n.Spec.Unschedulable,
-			OutOfService:    release.HasTaint(n),
-			PlannedTakeover: n.Annotations[PlannedTakeoverAnnotation],
-			StatefulPods:    pods[n.Name],
-		}
-		if ns.StatefulPods == nil {
-			ns.StatefulPods = []StatefulPod{}
-		}
-		sort.Slice(ns.StatefulPods, func(i, j int) bool {
-			a, b := ns.StatefulPods[i], ns.StatefulPods[j]
-			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-		})
-		if l := leases[n.Name]; l != nil && l.Spec.RenewTime != nil {
-			ns.LeaseRenewTime = l.Spec.RenewTime.DeepCopy()
-			age := s.Now.Sub(l.Spec.RenewTime.Time).Seconds()
-			ns.LeaseAgeSeconds = &age
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == FenceReadyCondition {
-				ns.FenceReady, ns.FenceReason = string(c.Status), c.Reason
-			}
-		}
-		for _, t := range n.Spec.Taints {
-			ns.Taints = append(ns.Taints, taintString(t))
-		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP && ns.InternalIP == "" {
-				ns.InternalIP = a.Address
-			}
-		}
-		tks := takeovers[n.Name]
-		sortTakeovers(tks)
-		if len(tks) > 0 {
-			ns.LastTakeoverName = tks[len(tks)-1].Name
-		}
-		if t := v1alpha1.OpenTakeoverOf(tks); t != nil {
-			since := t.CreationTimestamp.Time
-			if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil {
-				since = d.Time
-			}
-			ns.Takeover = &TakeoverSummary{
-				Name: t.Name, Phase: string(t.Status.Phase), Reason: t.Status.Reason,
-				Since: since.UTC(), ElapsedSeconds: s.Now.Sub(since).Seconds(),
-			}
-		}
-		out = append(out, ns)
+// nodeStatus is one node's row: lease is its Lease (nil when it has none),
+// pods its stateful pods and tks its Takeovers.
+func nodeStatus(now time.Time, n *corev1.Node, lease *coordinationv1.Lease, pods []StatefulPod, tks []v1alpha1.Takeover) NodeStatus {
+	ns := NodeStatus{
+		Name:            n.Name,
+		Ready:           string(kubeutil.NodeReadyStatus(n)),
+		Cordoned:        n.Spec.Unschedulable,
+		OutOfService:    release.HasTaint(n),
+		PlannedTakeover: n.Annotations[PlannedTakeoverAnnotation],
+		StatefulPods:    pods,
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	if ns.StatefulPods == nil {
+		ns.StatefulPods = []StatefulPod{}
+	}
+	if lease != nil && lease.Spec.RenewTime != nil {
+		ns.LeaseRenewTime = lease.Spec.RenewTime.DeepCopy()
+		age := now.Sub(lease.Spec.RenewTime.Time).Seconds()
+		ns.LeaseAgeSeconds = &age
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == FenceReadyCondition {
+			ns.FenceReady, ns.FenceReason = string(c.Status), c.Reason
+		}
+	}
+	for _, t := range n.Spec.Taints {
+		ns.Taints = append(ns.Taints, taintString(t))
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && ns.InternalIP == "" {
+			ns.InternalIP = a.Address
+		}
+	}
+	sortTakeovers(tks)
+	if len(tks) > 0 {
+		ns.LastTakeoverName = tks[len(tks)-1].Name
+	}
+	ns.Takeover = takeoverSummary(now, tks)
+	return ns
+}
+
+// takeoverSummary summarizes the open Takeover among tks, nil when none
+// is open.
+func takeoverSummary(now time.Time, tks []v1alpha1.Takeover) *TakeoverSummary {
+	t := v1alpha1.OpenTakeoverOf(tks)
+	if t == nil {
+		return nil
+	}
+	since := t.CreationTimestamp.Time
+	if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil {
+		since = d.Time
+	}
+	return &TakeoverSummary{
+		Name: t.Name, Phase: string(t.Status.Phase), Reason: t.Status.Reason,
+		Since: since.UTC(), ElapsedSeconds: now.Sub(since).Seconds(),
+	}
 }
 
 func taintString(t corev1.Taint) string {
@@ -242,156 +252,4 @@ func (ns NodeStatus) podNames() string {
 		names[i] = p.Namespace + "/" + p.Name
 	}
 	return strings.Join(names, ",")
-}
-
-func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 3, ' ', 0) }
-
-// printStatusTable writes the node table; wide adds the internal IP, every
-// taint, the names of the stateful pods and the last Takeover's name.
-func printStatusTable(w io.Writer, rows []NodeStatus, wide bool) error {
-	tw := newTable(w)
-	head := "NAME\tREADY\tLEASE-AGE\tFENCE\tSCHEDULING\tAT-RISK\tTAKEOVER"
-	if wide {
-		head += "\tINTERNAL-IP\tTAINTS\tSTATEFUL-PODS\tLAST-TAKEOVER"
-	}
-	fmt.Fprintln(tw, head)
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", r.Name, orDash(r.Ready), r.leaseAge(), orDash(r.FenceReady),
-			r.scheduling(), len(r.StatefulPods), r.takeover())
-		if wide {
-			taints := "-"
-			if len(r.Taints) > 0 {
-				taints = strings.Join(r.Taints, ",")
-			}
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", orDash(r.InternalIP), taints, r.podNames(), orDash(r.LastTakeoverName))
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
-}
-
-// printNodeDetail writes one node's state, its stateful pods and the
-// timeline of each of its Takeovers, oldest first.
-func printNodeDetail(w io.Writer, now time.Time, ns NodeStatus, tks []v1alpha1.Takeover) error {
-	lease := "no Lease"
-	if ns.LeaseAgeSeconds != nil {
-		lease = "Lease renewed " + ns.leaseAge() + " ago"
-	}
-	fmt.Fprintf(w, "Node %s: Ready=%s, %s, %s, FenceReady=%s\n",
-		ns.Name, orDash(ns.Ready), lease, ns.scheduling(), orDash(ns.FenceReady))
-	if len(ns.StatefulPods) == 0 {
-		fmt.Fprintln(w, "No stateful pods on the node.")
-	} else {
-		fmt.Fprintf(w, "Stateful pods on the node (%d):\n", len(ns.StatefulPods))
-		tw := newTable(w)
-		for _, p := range ns.StatefulPods {
-			fmt.Fprintf(tw, "  %s/%s\t%s\t%s\n", p.Namespace, p.Name, orDash(p.Owner), p.Why)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(tks) == 0 {
-		fmt.Fprintf(w, "\nNo Takeovers for node %s.\n", ns.Name)
-		return nil
-	}
-	for i := range tks {
-		fmt.Fprintln(w)
-		if err := printTimeline(w, now, &tks[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// printTimeline writes one Takeover: its phases with their times relative
-// to detection, and the pods it moved.
-func printTimeline(w io.Writer, now time.Time, t *v1alpha1.Takeover) error {
-	start := t.CreationTimestamp.Time
-	if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil {
-		start = d.Time
-	}
-	dry := ""
-	if t.Spec.DryRun {
-		dry = ", dry run"
-	}
-	if t.Status.Phase.Closed() {
-		end := now
-		if r := t.PhaseTime(v1alpha1.PhaseRecovered); r != nil {
-			end = r.Time
-		}
-		fmt.Fprintf(w, "Takeover %s: closed (%s) %s after detection; strategy %s, fence %s%s\n", t.Name, t.Status.Phase,
-			age(end.Sub(start)), orDash(string(t.Spec.Strategy)), orDash(t.Spec.FenceProvider), dry)
-	} else {
-		fmt.Fprintf(w, "Takeover %s: open, phase %s, %s since detection; strategy %s, fence %s%s\n", t.Name, orDash(string(t.Status.Phase)),
-			age(now.Sub(start)), orDash(string(t.Spec.Strategy)), orDash(t.Spec.FenceProvider), dry)
-	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "  PHASE\tTIME\tT+\tREASON\tMESSAGE")
-	for _, p := range t.Status.Timeline {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Phase, p.Time.UTC().Format(time.RFC3339), offset(p.Time.Sub(start)), orDash(p.Reason), oneLine(p.Message))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(t.Status.MovedPods) > 0 {
-		tw = newTable(w)
-		fmt.Fprintln(tw, "  MOVED POD\tOWNER\tREPLACEMENT\tNODE\tREADY")
-		for _, m := range t.Status.MovedPods {
-			owner := "-"
-			if m.OwnerKind != "" {
-				owner = m.OwnerKind + "/" + m.OwnerName
-			}
-			ready := "-"
-			if m.ReadyTime != nil {
-				ready = offset(m.ReadyTime.Sub(start))
-			}
-			fmt.Fprintf(tw, "  %s/%s\t%s\t%s\t%s\t%s\n", m.Namespace, m.Name, owner, orDash(m.ReplacementName), orDash(m.ReplacementNode), ready)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if t.Status.FenceOutput != "" {
-		fmt.Fprintf(w, "  fence output: %s\n", oneLine(t.Status.FenceOutput))
-	}
-	return nil
-}
-
-// offset formats a time since the start of something: "+12.5s", "+2m3.0s".
-func offset(d time.Duration) string {
-	sign := "+"
-	if d < 0 {
-		sign, d = "-", -d
-	}
-	if d < time.Minute {
-		return sign + strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
-	}
-	m := int(d / time.Minute)
-	return fmt.Sprintf("%s%dm%04.1fs", sign, m, (d - time.Duration(m)*time.Minute).Seconds())
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// printDocument writes v as JSON or YAML.
-func printDocument(w io.Writer, format string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
 }
