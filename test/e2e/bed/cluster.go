@@ -70,6 +70,10 @@ type Cluster struct {
 	cancel  context.CancelFunc
 	volumes *volumeSim
 
+	// components are the control-plane processes as kwokctl started them
+	// (see StopComponent).
+	components map[string]componentProc
+
 	stopOnce sync.Once
 	stopErr  error
 }

@@ -61,6 +61,32 @@ type simNode struct {
 	exited chan struct{}
 	// boots counts starts of the node's kwok process.
 	boots int
+	// history records every change of state, on this process's clock.
+	history []Transition
+}
+
+// Transition is a change of a simulated node's state: "on" (kwok runs; the
+// node heartbeats and runs its pods), "off" (nothing of it runs) or "cut
+// off" (unreachable, its workloads still running).
+type Transition struct {
+	Time  time.Time
+	State string
+}
+
+func (n *simNode) record(s powerState) {
+	n.history = append(n.history, Transition{Time: time.Now(), State: s.String()})
+}
+
+// History returns the node's state changes, oldest first: the bed's own
+// timestamps of when it was started, powered off, cut off or powered on.
+func (c *Cluster) History(name string) []Transition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[name]
+	if !ok {
+		return nil
+	}
+	return slices.Clone(n.history)
 }
 
 // Annotations and labels the bed puts on every simulated node.
@@ -177,6 +203,7 @@ func (c *Cluster) startKwok(n *simNode) error {
 		close(exited)
 	}()
 	n.cmd, n.exited, n.state = cmd, exited, powerOn
+	n.record(powerOn)
 	return nil
 }
 
@@ -295,6 +322,7 @@ func (c *Cluster) down(name string, state powerState) error {
 		return fmt.Errorf("bed: cannot cut off node %s: it is off", name)
 	}
 	n.state = state
+	n.record(state)
 	c.logf("bed: node %s is %s", name, state)
 	return nil
 }
@@ -411,4 +439,41 @@ func (c *Cluster) restartPods(ctx context.Context, node string) error {
 // must be up and reachable.
 func (c *Cluster) nodeAttachable(name string) bool {
 	return c.PoweredOn(name)
+}
+
+// HoldReadyAnnotation on a Node keeps kwok from setting its Ready condition
+// back to True (see stages/README.md); its Lease is renewed as before.
+const HoldReadyAnnotation = "bed.liberator.test/hold-ready"
+
+// HoldReady sets the node's Ready condition to status (False, as a live
+// kubelet reports while its runtime or network restarts; or Unknown, as the
+// node lifecycle controller writes) and keeps it there while the node's
+// kwok keeps renewing its Lease, until ReleaseReady.
+func (c *Cluster) HoldReady(ctx context.Context, name string, status corev1.ConditionStatus, reason, message string) error {
+	meta := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"true"}}}`, HoldReadyAnnotation)
+	if _, err := c.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, meta, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("bed: hold Ready of %s: %w", name, err)
+	}
+	now := metav1.Now()
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: status, Reason: reason, Message: message,
+		LastHeartbeatTime: now, LastTransitionTime: now,
+	}}}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.client.CoreV1().Nodes().PatchStatus(ctx, name, patch); err != nil {
+		return fmt.Errorf("bed: set Ready=%s on %s: %w", status, name, err)
+	}
+	c.logf("bed: node %s held Ready=%s (%s) while its Lease renews", name, status, reason)
+	return nil
+}
+
+// ReleaseReady lets kwok report the node Ready again.
+func (c *Cluster) ReleaseReady(ctx context.Context, name string) error {
+	meta := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:null}}}`, HoldReadyAnnotation)
+	if _, err := c.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, meta, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("bed: release Ready of %s: %w", name, err)
+	}
+	return nil
 }

@@ -1,0 +1,220 @@
+package bed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Control-plane components as kwokctl names them (their pid files and logs).
+const (
+	Etcd                  = "etcd"
+	KubeAPIServer         = "kube-apiserver"
+	KubeControllerManager = "kube-controller-manager"
+	KubeScheduler         = "kube-scheduler"
+)
+
+// componentProc is what it takes to start a control-plane component again:
+// its command line, environment and working directory as kwokctl started it.
+type componentProc struct {
+	argv []string
+	env  []string
+	dir  string
+}
+
+func (c *Cluster) pidFile(component string) string {
+	return filepath.Join(c.dir, "kwok", "clusters", c.name, "pids", component+".pid")
+}
+
+// componentPID returns the pid of a running control-plane component.
+func (c *Cluster) componentPID(component string) (int, error) {
+	raw, err := os.ReadFile(c.pidFile(component))
+	if err != nil {
+		return 0, fmt.Errorf("bed: %s: %w", component, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return 0, fmt.Errorf("bed: %s: pid file: %w", component, err)
+	}
+	if !processExists(pid) {
+		return pid, fmt.Errorf("bed: %s (pid %d) is not running", component, pid)
+	}
+	return pid, nil
+}
+
+// recordComponent remembers how a component was started, once, so that
+// StartComponent can start it again after StopComponent or a crash.
+func (c *Cluster) recordComponent(component string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.components == nil {
+		c.components = map[string]componentProc{}
+	}
+	if _, ok := c.components[component]; ok {
+		return nil
+	}
+	pid, err := c.componentPID(component)
+	if err != nil {
+		return err
+	}
+	split := func(b []byte) []string {
+		var out []string
+		for _, f := range bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0}) {
+			out = append(out, string(f))
+		}
+		return out
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return fmt.Errorf("bed: %s command line: %w", component, err)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return fmt.Errorf("bed: %s environment: %w", component, err)
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		return fmt.Errorf("bed: %s working directory: %w", component, err)
+	}
+	c.components[component] = componentProc{argv: split(cmdline), env: split(environ), dir: cwd}
+	return nil
+}
+
+// StopComponent kills a control-plane component (SIGKILL to its process
+// group), as a crash or a stopped service would end it. StartComponent
+// starts it again with the same command line.
+func (c *Cluster) StopComponent(component string) error {
+	if err := c.recordComponent(component); err != nil {
+		return err
+	}
+	pid, err := c.componentPID(component)
+	if err != nil {
+		return err
+	}
+	if err := killPIDs([]int{pid}); err != nil {
+		return fmt.Errorf("bed: stop %s: %w", component, err)
+	}
+	c.logf("bed: %s (pid %d) stopped", component, pid)
+	return nil
+}
+
+// StartComponent starts a control-plane component stopped by StopComponent
+// (or one that exited by itself, such as a controller manager that lost its
+// leader Lease while the API server was away) with kwokctl's command line,
+// and waits until the API server answers /readyz.
+func (c *Cluster) StartComponent(ctx context.Context, component string) error {
+	c.mu.Lock()
+	p, ok := c.components[component]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("bed: %s was never recorded; StopComponent or WatchComponents first", component)
+	}
+	if pid, err := c.componentPID(component); err == nil {
+		return fmt.Errorf("bed: %s already runs (pid %d)", component, pid)
+	}
+	log, err := os.OpenFile(filepath.Join(c.LogDir(), component+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("bed: %s log: %w", component, err)
+	}
+	defer log.Close()
+	fmt.Fprintf(log, "==== bed: %s started again at %s\n", component, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Env, cmd.Dir = p.env, p.dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bed: start %s: %w", component, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	if err := os.WriteFile(c.pidFile(component), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return fmt.Errorf("bed: record pid of %s: %w", component, err)
+	}
+	c.logf("bed: %s started again (pid %d)", component, cmd.Process.Pid)
+	return c.WaitAPIReady(ctx, 60*time.Second)
+}
+
+// WaitAPIReady waits until the API server answers /readyz with ok.
+func (c *Cluster) WaitAPIReady(ctx context.Context, timeout time.Duration) error {
+	var last error
+	err := waitFor(ctx, timeout, func(ctx context.Context) (bool, error) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		body, err := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(rctx)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		return strings.TrimSpace(string(body)) == "ok", nil
+	})
+	if err != nil {
+		return fmt.Errorf("bed: API server not ready (last: %v): %w", last, err)
+	}
+	return nil
+}
+
+// WatchComponents records every control-plane component's command line
+// while all run, so that ReviveComponents can start those that exit during
+// a fault (a controller manager or scheduler gives up once it cannot renew
+// its leader Lease).
+func (c *Cluster) WatchComponents() error {
+	var errs []error
+	for _, comp := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
+		errs = append(errs, c.recordComponent(comp))
+	}
+	return errors.Join(errs...)
+}
+
+// ReviveComponents starts again every recorded component that is not
+// running, as a service manager would; it returns their names.
+func (c *Cluster) ReviveComponents(ctx context.Context) ([]string, error) {
+	var started []string
+	for _, comp := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
+		c.mu.Lock()
+		_, ok := c.components[comp]
+		c.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if _, err := c.componentPID(comp); err == nil {
+			continue
+		}
+		if err := c.StartComponent(ctx, comp); err != nil {
+			return started, err
+		}
+		started = append(started, comp)
+	}
+	return started, nil
+}
+
+// FreezeComponent stops a component's process with SIGSTOP: it holds its
+// sockets open and answers nothing, as a process stalled on a disk or in a
+// paused VM does. ThawComponent resumes it.
+func (c *Cluster) FreezeComponent(component string) error {
+	return c.signalComponent(component, syscall.SIGSTOP)
+}
+
+// ThawComponent resumes a component frozen by FreezeComponent (SIGCONT).
+func (c *Cluster) ThawComponent(component string) error {
+	return c.signalComponent(component, syscall.SIGCONT)
+}
+
+func (c *Cluster) signalComponent(component string, sig syscall.Signal) error {
+	pid, err := c.componentPID(component)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("bed: %s %s: %w", sig, component, err)
+	}
+	c.logf("bed: %s (pid %d): %s", component, pid, sig)
+	return nil
+}
