@@ -346,7 +346,7 @@ inline step(i) {
 
 /* ---- processes ---- */
 
-active proctype Clock() {
+proctype Clock() {
 end_clock:
 	do
 	:: atomic { !(reach && !renewed) && !(wd >= WD) ->
@@ -362,7 +362,7 @@ end_clock:
 	od
 }
 
-active proctype Node() {
+proctype Node() {
 end_node:
 	do
 	:: atomic { reach && !renewed ->    /* the kubelet renews its Lease and syncs its pods */
@@ -381,7 +381,7 @@ end_node:
 	od
 }
 
-active proctype Env() {
+proctype Env() {
 end_env:
 	do
 	:: atomic { api_up && b_api > 0 -> b_api--; api_up = 0 }
@@ -396,7 +396,7 @@ end_env:
 	od
 }
 
-active proctype Elector() {
+proctype Elector() {
 end_elector:
 	do
 	:: atomic { holder == NOBODY && api_up && !lead[0] -> acquire(0) }
@@ -405,7 +405,7 @@ end_elector:
 }
 
 /* The informer of each replica: delayed or lost events arrive eventually (coalesced). */
-active proctype Watch() {
+proctype Watch() {
 end_watch:
 	do
 	:: atomic { lead[0] && lag[0] && api_up && !stall[0] -> lag[0] = 0; cd[0] = (open && fpchg); restart_window(0) }
@@ -414,7 +414,7 @@ end_watch:
 }
 
 /* The StatefulSet controller and scheduler: the claim is free, a replacement starts elsewhere. */
-active proctype Kube() {
+proctype Kube() {
 end_kube:
 	do
 	:: atomic { !bound && api_up && !repl -> repl = 1; assert(S1) }
@@ -431,7 +431,7 @@ end_ctl:
 init {
 	atomic {
 		lead[0] = 1;      /* replica 0 leads at start, with a fresh view */
-		run Ctl(0);
-		run Ctl(1)
+		run Clock(); run Node(); run Env(); run Elector(); run Watch(); run Kube();
+		run Ctl(0); run Ctl(1)
 	}
 }
