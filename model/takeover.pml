@@ -13,9 +13,9 @@
  * The leader's decision, step(), is the intended decide.Decide; model/states.md
  * lists its rows. model/README.md maps every actor to the code.
  *
- * Properties: s1..s4 (safety, as LTL over ghost flags) and l1 (liveness,
- * checked with weak fairness). model/verify.sh runs them all, and the broken
- * variants below (-DBROKEN_...), which must fail.
+ * Properties: S1..S4 (safety, assertions at the steps that can break them)
+ * and l1 (liveness, an LTL claim checked with weak fairness). model/verify.sh
+ * runs them all, and the broken variants below (-DBROKEN_...), which must fail.
  */
 
 /* ---- parameters (ticks) ---- */
