@@ -144,3 +144,19 @@ func (c *Controller) await(ctx context.Context, t *v1alpha1.Takeover, d decide.D
 	}
 	return c.transition(ctx, t, s)
 }
+
+// confirmResumed closes an incident whose heartbeat the cache showed
+// resuming only if a live read confirms it (decide.ConfirmResumed): a
+// lagging cache closes nothing.
+func (c *Controller) confirmResumed(ctx context.Context, t *v1alpha1.Takeover) (time.Duration, error) {
+	_, check, err := c.liveCheck(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	d := decide.ConfirmResumed(incident(t), check)
+	if d.Action != decide.Abort {
+		c.log.V(1).Info("heartbeat in the cache not confirmed live", "node", t.Spec.NodeName, "takeover", t.Name, "reason", d.Reason)
+		return d.RequeueAfter, nil
+	}
+	return c.abort(ctx, t, d)
+}

@@ -58,6 +58,9 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 	case decide.Recover:
 		return c.recover(ctx, tk)
 	case decide.Abort:
+		if d.Reason == decide.ReasonHeartbeatResumed {
+			return c.confirmResumed(ctx, tk)
+		}
 		return c.abort(ctx, tk, d)
 	}
 	return 0, nil
@@ -101,6 +104,9 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 		if fc := c.fenceClass(node); fc != nil {
 			n.FenceProvider = fc.Provider
 		}
+	}
+	if node == nil { // a Lease may outlive its Node
+		n.HasLease, n.LeaseStaleFor = v.hasLease, v.leaseStale
 	}
 	if tk != nil {
 		n.HeartbeatChanged = c.heartbeatChanged(node, tk)

@@ -134,8 +134,12 @@ func decideOpen(in Input) Decision {
 
 	if inc.ReleaseStarted {
 		// A destructive step happened: the incident rolls forward, whatever
-		// the guards say now; a heartbeat stops further deletions and the
-		// release is recorded as it stands.
+		// the storm guard says now (but not on a view it cannot trust); a
+		// heartbeat stops further deletions and the release is recorded as
+		// it stands.
+		if c := in.Cluster; !c.APIHealthy || c.Blind {
+			return *guards(in)
+		}
 		if n.HeartbeatChanged || replaced(n, inc) {
 			return Decision{Action: Release, Reason: ReasonReleaseInterrupted,
 				Message: "the node's heartbeat was seen after the release began: nothing more is deleted, and what was released is recorded"}
@@ -217,6 +221,13 @@ func decideGone(in Input) Decision {
 	if n.FenceProvider == "" {
 		return Decision{Action: Pause, Reason: ReasonUnfenceable,
 			Message: "the Node object was deleted and no fence class is recorded for it, so it cannot be proven off and is never released"}
+	}
+	if n.HasLease && n.LeaseStaleFor < in.Policy.UnhealthyAfter {
+		// The Lease outlived the Node and still renews: the kubelet is alive.
+		// The node is fenced by name only once its Lease stays silent for a
+		// whole window on this controller's clock (it is detected anew).
+		return Decision{Action: None, Reason: ReasonWithinGrace, RequeueAfter: max(in.Policy.UnhealthyAfter-n.LeaseStaleFor, time.Second),
+			Message: "the Node object was deleted but its Lease renews: its kubelet is alive; it is fenced by name once the Lease stays silent for a whole window"}
 	}
 	if inc.Phase == PhaseFailed {
 		if d := retryWait(in); d != nil {

@@ -105,3 +105,40 @@ func TestBeforeFenceAndRelease(t *testing.T) {
 		t.Errorf("release started, heartbeat: got %s/%s, want Release/ReleaseInterrupted", d.Action, d.Reason)
 	}
 }
+
+// Rules the model check found (model/states.md): a heartbeat in the cache
+// closes an incident only when a live read confirms it; a deleted Node whose
+// Lease still renews is not fenced until the Lease stays silent for a
+// window; a started release pauses on a view it cannot trust.
+func TestDecideModelRules(t *testing.T) {
+	inc := &Incident{Phase: PhaseDetected, NodeUID: "uid-1"}
+	if d := ConfirmResumed(inc, Live{Exists: true, UID: "uid-1"}); d.Action != None || d.Reason != ReasonCacheLags || d.RequeueAfter <= 0 {
+		t.Errorf("cache changed, live unchanged: got %s/%s requeue %s, want None/CacheLags with a requeue", d.Action, d.Reason, d.RequeueAfter)
+	}
+	if d := ConfirmResumed(inc, Live{Exists: true, UID: "uid-1", HeartbeatChanged: true}); d.Action != Abort || d.Reason != ReasonHeartbeatResumed {
+		t.Errorf("live changed: got %s/%s, want Abort/HeartbeatResumed", d.Action, d.Reason)
+	}
+	if d := ConfirmResumed(inc, Live{Exists: true, UID: "uid-2"}); d.Action != Abort {
+		t.Errorf("re-registered: got %s, want Abort", d.Action)
+	}
+	if d := ConfirmResumed(inc, Live{}); d.Action == Abort {
+		t.Errorf("Node gone: got Abort; a deleted Node is fenced, never closed on a heartbeat")
+	}
+
+	goneRenewing := Node{Name: "worker-1", FenceProvider: "ipmi", HasLease: true, LeaseStaleFor: 5 * time.Second}
+	if d := Decide(Input{Now: t0, Node: goneRenewing, Incident: inc, Cluster: cluster(), Policy: policy()}); d.Action != None || d.RequeueAfter <= 0 {
+		t.Errorf("Node deleted, Lease renewing: got %s/%s, want None with a requeue (not fenced while its kubelet is alive)", d.Action, d.Reason)
+	}
+	goneSilent := goneRenewing
+	goneSilent.LeaseStaleFor = 40 * time.Second
+	if d := Decide(Input{Now: t0, Node: goneSilent, Incident: inc, Cluster: cluster(), Policy: policy()}); d.Action != Fence {
+		t.Errorf("Node deleted, Lease silent for the window: got %s, want Fence", d.Action)
+	}
+
+	started := &Incident{Phase: PhaseFenced, Fenced: true, ReleaseStarted: true, NodeUID: "uid-1"}
+	for name, cl := range map[string]Cluster{"api down": {Eligible: 10, Unhealthy: 1}, "blind": {Eligible: 10, Unhealthy: 1, APIHealthy: true, Blind: true}} {
+		if d := Decide(Input{Now: t0, Node: dead(time.Minute), Incident: started, Cluster: cl, Policy: policy()}); d.Action != Pause {
+			t.Errorf("release started, %s: got %s, want Pause", name, d.Action)
+		}
+	}
+}

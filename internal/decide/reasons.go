@@ -33,6 +33,7 @@ const (
 	ReasonNotReadyLeaseLive   = "NotReadyLeaseRenewing"
 	ReasonReleaseInterrupted  = "ReleaseInterrupted"
 	ReasonViewBlind           = "ViewBlind"
+	ReasonCacheLags           = "CacheLags"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted = "FenceStarted"

@@ -55,6 +55,22 @@ func BeforeFence(inc *Incident, live Live) Decision {
 	return Decision{Action: Fence, Reason: inc.reasonToFence()}
 }
 
+// ConfirmResumed decides, on a live re-read, whether a heartbeat the cache
+// showed really resumed: only a live change (or a re-registered Node)
+// closes the incident. A cache that lags (another replica recorded a newer
+// fingerprint than this one has seen) closes nothing; the node is looked at
+// again shortly.
+func ConfirmResumed(inc *Incident, live Live) Decision {
+	switch {
+	case live.HeartbeatChanged:
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the node's heartbeat resumed before release (confirmed by a live read); nothing was released"}
+	case live.Exists && live.UID != inc.NodeUID:
+		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: "the Node re-registered before release (its kubelet is alive); nothing was released"}
+	}
+	return Decision{Action: None, Reason: ReasonCacheLags, RequeueAfter: time.Second,
+		Message: "the cache showed a heartbeat the API server does not: the cache lags; nothing is closed"}
+}
+
 // Workloads is where a released incident's pods stand.
 type Workloads struct {
 	// Moved counts the released pods; Waiting names those whose replacement
