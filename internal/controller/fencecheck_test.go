@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,35 +39,10 @@ func value(m prometheus.Metric) float64 {
 	return d.Counter.GetValue()
 }
 
-// powerFake answers Status per node, for the check loop tests.
-type powerFake struct {
-	mu       sync.Mutex
-	errs     map[string]error
-	off      map[string]bool
-	powerOns []string
-}
-
-func (p *powerFake) Fence(context.Context, fence.Target) (fence.Result, error) {
-	return fence.Result{Done: true, PowerOff: true}, nil
-}
-
-func (p *powerFake) Status(_ context.Context, t fence.Target) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.off[t.Node], p.errs[t.Node]
-}
-
-func (p *powerFake) PowerOn(_ context.Context, t fence.Target) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.powerOns = append(p.powerOns, t.Node)
-	return p.errs[t.Node]
-}
-
 type checkBed struct {
 	c      *Controller
 	kube   *kubefake.Clientset
-	power  *powerFake
+	power  *fence.Fake
 	events chan string
 	clk    *clocktesting.FakeClock
 }
@@ -100,7 +74,7 @@ func newCheckBed(t *testing.T, objs ...client.Object) *checkBed {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
 	cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.Takeover{}).Build()
-	power := &powerFake{errs: map[string]error{}, off: map[string]bool{}}
+	power := &fence.Fake{Result: fence.Result{Done: true, PowerOff: true}, NodeErr: map[string]error{}, NodeOff: map[string]bool{}}
 	rec := record.NewFakeRecorder(100)
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c, err := New(Options{Config: cfg, Kube: kube, Client: cl, Clock: clk, Metrics: metrics.New(), Recorder: rec,
@@ -171,7 +145,7 @@ func (b *checkBed) patches() int {
 
 func TestFenceCheckPublishesCondition(t *testing.T) {
 	b := newCheckBed(t)
-	b.power.errs["w2"] = errors.New("fence_ipmilan status failed (exit 1): Error: Unable to establish IPMI v2 / RMCP+ session")
+	b.power.NodeErr["w2"] = errors.New("fence_ipmilan status failed (exit 1): Error: Unable to establish IPMI v2 / RMCP+ session")
 	ctx := context.Background()
 	b.c.checkFences(ctx)
 
@@ -221,7 +195,7 @@ func TestFenceCheckPublishesCondition(t *testing.T) {
 	// The path is repaired: the condition flips, with an event.
 	first := b.condition(t, "w2").LastTransitionTime
 	b.clk.Step(time.Minute)
-	b.power.errs["w2"] = nil
+	b.power.NodeErr["w2"] = nil
 	b.c.checkFences(ctx)
 	cond := b.condition(t, "w2")
 	if cond.Status != corev1.ConditionTrue || !cond.LastTransitionTime.After(first.Time) {
@@ -232,7 +206,7 @@ func TestFenceCheckPublishesCondition(t *testing.T) {
 	}
 	// Power state changes the message only: written, no event.
 	b.syncNodes(t)
-	b.power.off["w1"] = true
+	b.power.NodeOff["w1"] = true
 	b.c.checkFences(ctx)
 	if cond := b.condition(t, "w1"); !strings.Contains(cond.Message, "power is off") || cond.Status != corev1.ConditionTrue {
 		t.Fatalf("w1: %+v", cond)
@@ -317,8 +291,8 @@ func TestPowerOnAfterTakeover(t *testing.T) {
 	if err != nil || !done {
 		t.Fatalf("power on = %v, %v", done, err)
 	}
-	if len(b.power.powerOns) != 1 || b.power.powerOns[0] != "w1" {
-		t.Fatalf("power ons %v", b.power.powerOns)
+	if n := b.power.PowerOnNodes(); len(n) != 1 || n[0] != "w1" {
+		t.Fatalf("power ons %v", b.power.PowerOnNodes())
 	}
 	stored := &v1alpha1.Takeover{}
 	if err := b.c.client.Get(ctx, client.ObjectKeyFromObject(tk), stored); err != nil {
@@ -328,8 +302,8 @@ func TestPowerOnAfterTakeover(t *testing.T) {
 		t.Fatalf("conditions %+v", stored.Status.Conditions)
 	}
 	// Idempotent.
-	if done, err := b.c.powerOnAfterTakeover(ctx, stored); done || err != nil || len(b.power.powerOns) != 1 {
-		t.Fatalf("second call: %v, %v, %v", done, err, b.power.powerOns)
+	if done, err := b.c.powerOnAfterTakeover(ctx, stored); done || err != nil || len(b.power.PowerOnNodes()) != 1 {
+		t.Fatalf("second call: %v, %v, %v", done, err, b.power.PowerOnNodes())
 	}
 }
 
@@ -351,15 +325,15 @@ func TestPowerOnOnlyAfterWorkloadsReady(t *testing.T) {
 	if done, err := b.c.powerOnAfterTakeover(ctx, tk); done || err != nil {
 		t.Fatalf("class without powerOnAfterTakeover: %v, %v", done, err)
 	}
-	if len(b.power.powerOns) != 0 {
-		t.Fatalf("powered on %v", b.power.powerOns)
+	if len(b.power.PowerOnNodes()) != 0 {
+		t.Fatalf("powered on %v", b.power.PowerOnNodes())
 	}
 }
 
 func TestPowerOnFailureIsRecorded(t *testing.T) {
 	tk := fencedTakeover(v1alpha1.PhaseDetected, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady)
 	b := newCheckBed(t, tk)
-	b.power.errs["w1"] = errors.New("fence_ipmilan on failed (exit 1): connection timed out")
+	b.power.NodeErr["w1"] = errors.New("fence_ipmilan on failed (exit 1): connection timed out")
 	ctx := context.Background()
 	live := &v1alpha1.Takeover{}
 	if err := b.c.client.Get(ctx, client.ObjectKeyFromObject(tk), live); err != nil {

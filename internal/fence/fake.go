@@ -20,6 +20,10 @@ type Fake struct {
 	StatusCalls []Target
 	PowerOns    []Target
 	PowerOnErr  error
+	// NodeErr and NodeOff, when set, answer Status and PowerOn per node
+	// (over StatusErr, PowerOnErr and On).
+	NodeErr map[string]error
+	NodeOff map[string]bool
 }
 
 var (
@@ -41,6 +45,9 @@ func (f *Fake) Status(_ context.Context, t Target) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.StatusCalls = append(f.StatusCalls, t)
+	if f.NodeErr != nil || f.NodeOff != nil {
+		return !f.NodeOff[t.Node], f.NodeErr[t.Node]
+	}
 	return f.On, f.StatusErr
 }
 
@@ -49,7 +56,21 @@ func (f *Fake) PowerOn(_ context.Context, t Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.PowerOns = append(f.PowerOns, t)
+	if err, ok := f.NodeErr[t.Node]; ok {
+		return err
+	}
 	return f.PowerOnErr
+}
+
+// PowerOnNodes returns the nodes PowerOn was called for, in order.
+func (f *Fake) PowerOnNodes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.PowerOns))
+	for _, t := range f.PowerOns {
+		out = append(out, t.Node)
+	}
+	return out
 }
 
 // CallCount returns how many times Fence was called.
