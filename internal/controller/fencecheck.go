@@ -12,6 +12,7 @@ import (
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/fence"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -241,9 +242,9 @@ func (c *Controller) publishFenceReady(ctx context.Context, n *corev1.Node, v fe
 	}
 	if v.ready {
 		c.log.Info("fence path ready", "node", n.Name, "reason", v.reason, "message", msg)
-		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeNormal, "FenceReady", msg)
+		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeNormal, decide.EventFenceReady, msg)
 	} else {
 		c.log.Info("fence path NOT ready", "node", n.Name, "reason", v.reason, "message", msg)
-		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeWarning, "FenceNotReady", msg)
+		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeWarning, decide.EventFenceNotReady, msg)
 	}
 }

@@ -87,7 +87,7 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 		c.m.TakeoversTotal.WithLabelValues(string(phase), resultOf(phase, reason)).Inc()
 	}
 	s.Phase, s.Reason, s.Message = phase, reason, msg
-	storm := metav1.Condition{Type: "StormGuard", Status: metav1.ConditionFalse, Reason: "Clear", Message: "remediation allowed", LastTransitionTime: now}
+	storm := metav1.Condition{Type: "StormGuard", Status: metav1.ConditionFalse, Reason: decide.ReasonStormClear, Message: "remediation allowed", LastTransitionTime: now}
 	if reason == decide.ReasonStormGuard {
 		storm.Status, storm.Reason, storm.Message = metav1.ConditionTrue, decide.ReasonStormGuard, msg
 	}

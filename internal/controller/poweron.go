@@ -10,12 +10,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/fence"
 )
 
 // PoweredOnCondition is the Takeover status condition that records the
 // power-on of a fenced node after its takeover (powerOnAfterTakeover).
-const PoweredOnCondition = "PoweredOn"
+const PoweredOnCondition = decide.ReasonPoweredOn
 
 // powerOnAfterTakeover powers a fenced node back on once its workloads are
 // Ready elsewhere, when its fence class says powerOnAfterTakeover, so that
@@ -61,12 +62,12 @@ func (c *Controller) powerOnAfterTakeover(ctx context.Context, t *v1alpha1.Takeo
 	c.m.PowerOns.WithLabelValues("success").Inc()
 	msg := fmt.Sprintf("powered on by provider %s (class %s) after its workloads were Ready elsewhere (powerOnAfterTakeover); its taint stays until it returns with a new bootID", fc.Provider, fc.Name)
 	meta.SetStatusCondition(&t.Status.Conditions, metav1.Condition{Type: PoweredOnCondition, Status: metav1.ConditionTrue,
-		Reason: "PoweredOn", Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
+		Reason: decide.ReasonPoweredOn, Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
 	if err := c.writeStatus(ctx, t); err != nil {
 		return true, err
 	}
 	c.log.Info("fenced node powered on after takeover", "node", name, "takeover", t.Name, "provider", fc.Provider)
-	c.recorder.Event(nodeRef(name), corev1.EventTypeNormal, "PoweredOn", msg)
+	c.recorder.Event(nodeRef(name), corev1.EventTypeNormal, decide.ReasonPoweredOn, msg)
 	return true, nil
 }
 
@@ -74,9 +75,9 @@ func (c *Controller) powerOnFailed(ctx context.Context, t *v1alpha1.Takeover, pe
 	c.m.PowerOns.WithLabelValues("error").Inc()
 	msg := fmt.Sprintf("power-on after takeover failed: %v; the node stays off until it is powered on", perr)
 	meta.SetStatusCondition(&t.Status.Conditions, metav1.Condition{Type: PoweredOnCondition, Status: metav1.ConditionFalse,
-		Reason: "PowerOnFailed", Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
+		Reason: decide.ReasonPowerOnFailed, Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
 	werr := c.writeStatus(ctx, t)
 	c.log.Info("power-on after takeover failed", "node", t.Spec.NodeName, "takeover", t.Name, "error", perr.Error())
-	c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeWarning, "PowerOnFailed", msg)
+	c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeWarning, decide.ReasonPowerOnFailed, msg)
 	return errors.Join(fmt.Errorf("power on node %s: %w", t.Spec.NodeName, perr), werr)
 }

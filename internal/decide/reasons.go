@@ -52,4 +52,11 @@ const (
 	EventRecovered        = "Recovered"
 	EventPodReleased      = "PodReleased"
 	EventPodReady         = "PodReady"
+	EventFenceReady       = "FenceReady"
+	EventFenceNotReady    = "FenceNotReady"
+
+	// Reasons of conditions on a Takeover.
+	ReasonPoweredOn     = "PoweredOn"
+	ReasonPowerOnFailed = "PowerOnFailed"
+	ReasonStormClear    = "Clear"
 )
