@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -124,10 +125,32 @@ func (l *faultLab) lead(name, cfg string) *controllerProc {
 // cutOff disconnects a node that keeps running its workloads.
 func (l *faultLab) cutOff(node string) {
 	l.t.Helper()
-	l.o.fail(node)
 	if err := l.c.CutOff(node); err != nil {
 		l.t.Fatal(err)
 	}
+	l.o.fail(node)
+}
+
+// explainLease logs what the API server and the node's kwok say of its
+// Lease: whether it kept renewing.
+func (l *faultLab) explainLease(node string) {
+	lease, err := l.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(context.Background(), node, metav1.GetOptions{})
+	if err == nil {
+		l.t.Logf("Lease of %s now: holder %v, renewTime %v, resourceVersion %s", node, ptrStr(lease.Spec.HolderIdentity), lease.Spec.RenewTime, lease.ResourceVersion)
+	} else {
+		l.t.Logf("Lease of %s: %v", node, err)
+	}
+	l.t.Logf("bed history of %s: %+v", node, l.c.History(node))
+	if raw, err := os.ReadFile(l.c.NodeLog(node)); err == nil {
+		l.t.Logf("kwok log of %s (last lines):\n%s", node, tail(string(raw), 30))
+	}
+}
+
+func ptrStr(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
 }
 
 // otherWorkers returns the workers other than those named.
@@ -382,7 +405,9 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	cfg := l.config("")
 	l.lead("liberator-a", cfg)
 	old := l.deployMySQL()
-	if err := l.c.WatchComponents(); err != nil {
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := l.c.WatchComponents(wctx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second)
@@ -412,7 +437,7 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	}
 	revived, err := l.c.ReviveComponents(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Logf("reviving components: %v", err)
 	}
 	restarted := l.keepControllerRunning(cfg)
 	t.Logf("control plane back after %.0fs; components restarted: %v; controllers restarted: %v", time.Since(begin).Seconds(), revived, restarted)
@@ -421,8 +446,12 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	for _, n := range l.otherWorkers() {
 		if tks := l.takeovers(n); len(tks) > 0 {
 			t.Errorf("healthy node %s got a Takeover after the outage: %s", n, l.phases(n))
+			l.explainLease(n)
 		}
 		l.noTakeoverActed(n)
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	leader := l.leader(time.Minute)
 	control := l.takeOverControl(old, 3*time.Minute)

@@ -73,6 +73,10 @@ type Cluster struct {
 	// components are the control-plane processes as kwokctl started them
 	// (see StopComponent).
 	components map[string]componentProc
+	// held are the components stopped on purpose (not revived).
+	held map[string]bool
+	// startMu serializes starting components.
+	startMu sync.Mutex
 
 	stopOnce sync.Once
 	stopErr  error

@@ -30,6 +30,11 @@ type componentProc struct {
 	dir  string
 }
 
+// NodeLog is the path of the log of the kwok process playing the node.
+func (c *Cluster) NodeLog(name string) string {
+	return filepath.Join(c.dir, "nodes", name+".log")
+}
+
 func (c *Cluster) pidFile(component string) string {
 	return filepath.Join(c.dir, "kwok", "clusters", c.name, "pids", component+".pid")
 }
@@ -56,7 +61,7 @@ func (c *Cluster) recordComponent(component string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.components == nil {
-		c.components = map[string]componentProc{}
+		c.components, c.held = map[string]componentProc{}, map[string]bool{}
 	}
 	if _, ok := c.components[component]; ok {
 		return nil
@@ -99,6 +104,9 @@ func (c *Cluster) StopComponent(component string) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.held[component] = true
+	c.mu.Unlock()
 	if err := killPIDs([]int{pid}); err != nil {
 		return fmt.Errorf("bed: stop %s: %w", component, err)
 	}
@@ -111,6 +119,8 @@ func (c *Cluster) StopComponent(component string) error {
 // leader Lease while the API server was away) with kwokctl's command line,
 // and waits until the API server answers /readyz.
 func (c *Cluster) StartComponent(ctx context.Context, component string) error {
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
 	c.mu.Lock()
 	p, ok := c.components[component]
 	c.mu.Unlock()
@@ -138,6 +148,9 @@ func (c *Cluster) StartComponent(ctx context.Context, component string) error {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		return fmt.Errorf("bed: record pid of %s: %w", component, err)
 	}
+	c.mu.Lock()
+	delete(c.held, component)
+	c.mu.Unlock()
 	c.logf("bed: %s started again (pid %d)", component, cmd.Process.Pid)
 	return c.WaitAPIReady(ctx, 60*time.Second)
 }
@@ -162,31 +175,50 @@ func (c *Cluster) WaitAPIReady(ctx context.Context, timeout time.Duration) error
 }
 
 // WatchComponents records every control-plane component's command line
-// while all run, so that ReviveComponents can start those that exit during
-// a fault (a controller manager or scheduler gives up once it cannot renew
-// its leader Lease).
-func (c *Cluster) WatchComponents() error {
+// while all run, and from then on starts again, as a service manager would,
+// any that exits without StopComponent (a controller manager or a scheduler
+// gives up once it cannot renew its leader Lease), until ctx ends.
+func (c *Cluster) WatchComponents(ctx context.Context) error {
 	var errs []error
 	for _, comp := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
 		errs = append(errs, c.recordComponent(comp))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := c.ReviveComponents(ctx); err != nil && ctx.Err() == nil {
+				c.logf("bed: %v", err)
+			}
+		}
+	}()
+	return nil
 }
 
 // ReviveComponents starts again every recorded component that is not
-// running, as a service manager would; it returns their names.
+// running and was not stopped on purpose; it returns their names.
 func (c *Cluster) ReviveComponents(ctx context.Context) ([]string, error) {
 	var started []string
 	for _, comp := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
 		c.mu.Lock()
 		_, ok := c.components[comp]
+		held := c.held[comp]
 		c.mu.Unlock()
-		if !ok {
+		if !ok || held {
 			continue
 		}
 		if _, err := c.componentPID(comp); err == nil {
 			continue
 		}
+		c.logf("bed: %s exited; starting it again", comp)
 		if err := c.StartComponent(ctx, comp); err != nil {
 			return started, err
 		}
