@@ -28,9 +28,7 @@
 #ifndef WAIT_T
 #define WAIT_T  2   /* the wait provider's safe time, on the acting leader's clock */
 #endif
-#ifndef SETTLE
-#define SETTLE  1   /* storm guard: the unhealthy count must be stable this long */
-#endif
+#define HALF    (W/2) /* half the window: a node silent this long is a suspect */
 #define MAXU    1   /* maxUnhealthy: N plus one other node trips the guard */
 
 #define POWER 1
@@ -94,7 +92,7 @@ bit  repl = 0;      /* the replacement runs on another node */
 
 /* ---- the API server ---- */
 bit  api_up = 1;
-byte others = 0;    /* other eligible nodes that are unhealthy (the storm) */
+bit  osil = 0;      /* the other eligible node O is silent (cut off with N, or dead): the storm */
 byte holder = 0;    /* holder of the leader Lease: 0, 1 or NOBODY */
 
 /* ---- the Takeover (shared, persisted) ---- */
@@ -110,12 +108,11 @@ bit  lag[2];        /* its cache lags the API server (an event delayed or lost) 
 bit  cd[2];         /* its cache shows a heartbeat other than the detection fingerprint (newer, or older when it lags) */
 byte age[2];        /* ticks on its own clock since it saw a heartbeat change or restarted the window */
 byte wt[2];         /* the wait provider's timer, on its own clock */
-byte st[2];         /* ticks since the unhealthy count (others + N stale on its view) last changed */
+byte oage[2];       /* ticks on its own clock since it saw O's Lease renew (restarted like age) */
 
 /* ---- ghosts for the properties ---- */
-byte h_age = 0;     /* ticks since N last renewed, or was up and on the network at a tick */
-
-bit  stale0;        /* scratch, always 0 between steps */
+byte h_age = 0;     /* ticks since N last renewed, or was up and on the network at a tick while the API was down */
+byte o_age = 0;     /* ticks since O last renewed */
 
 /* budgets */
 byte b_crash = B_CRASH, b_poweron = B_POWERON, b_cut = B_CUT, b_api = B_API,
@@ -125,30 +122,47 @@ byte b_crash = B_CRASH, b_poweron = B_POWERON, b_cut = B_CUT, b_api = B_API,
 #define open      (ph != P_NONE && ph != P_DONE)
 #define prerel    (ph == P_DETECTED || ph == P_FENCING || ph == P_FENCED)
 
+/* The guards of decide.guards on replica i's view: blind (Cluster.Blind; a
+ * stalled watch), or the storm guard: unhealthy plus suspect (silent for half
+ * the window) eligible nodes above maxUnhealthy (Unhealthy+Suspect >
+ * MaxUnhealthy). N counts while its incident is open, with or without its
+ * Node object. An API that fails stops every step (Ctl). */
+#define blind(i)  (stall[i])
+#if defined(CODE_COUNT_SKIPS_DELETED)
+#define storm(i)  ((ex && age[i] >= HALF) + (oage[i] >= HALF) > MAXU)   /* guards.go count today */
+#elif !defined(BROKEN_NO_LOOKAHEAD)
+#define storm(i)  ((age[i] >= HALF) + (oage[i] >= HALF) > MAXU)
+#else
+#define storm(i)  ((ex && age[i] >= W) + (oage[i] >= W) > MAXU)   /* only the unhealthy: no suspects */
+#endif
+#define guard(i)  (blind(i) || storm(i))
+
 /* Safety properties, checked as assertions at the steps that can break them
  * (one exhaustive run checks all four; a violation names its property):
  *   S1  never two running copies of the workload (unless class none, flagged)
  *   S2  no release step unless N was proven off (or class none, flagged)
- *   S3  no power-off of a node that renewed its Lease, or was up and connected,
- *       within the window before the fence
+ *   S3  no power-off of a node that renewed its Lease, or was up and on the
+ *       network while the API was down (so could not renew), within the
+ *       window before the fence
  *   S4  an incident closes unreleased only on a real heartbeat change since
- *       detection, and never after a destructive release step */
+ *       detection, and never after a destructive release step
+ *   S5  storm: N is not fenced while the other node
+ *       has been silent for half a window too (more than maxUnhealthy) */
 #define S1 (!(copy && repl && !unsafe))
 #define S2 ((fenced && !copy) || unsafe)
 #define S3 (h_age >= W)
 #define S4 (fpchg && !taint)
+#define S5 (!(osil && o_age >= HALF))
 
 /* L1: if N stays down, the API up, the watches live and the other nodes
  * healthy, the workload eventually runs elsewhere (checked with -a -f; the
  * claim is compiled in with -DL1 only, so safety runs carry no claim). */
 #ifdef L1
-ltl l1 { (<>[] (!up && api_up && !stall[0] && !stall[1] && others == 0)) -> <> repl }
+ltl l1 { (<>[] (!up && api_up && !stall[0] && !stall[1] && !osil)) -> <> repl }
 #endif
 
-/* The replica's window restarts (a heartbeat change seen, or a restart):
- * N stops counting as unhealthy on its view, so the count changed. */
+/* The replica's window for N restarts (a heartbeat change seen, or a restart). */
 inline restart_window(i) {
-	if :: age[i] >= W -> st[i] = 0 :: else fi;
 	age[i] = 0
 }
 
@@ -160,7 +174,7 @@ inline relist(i) {
 		lag[i] = 0;
 		cd[i] = (open && fpchg);
 #ifndef BROKEN_NO_WINDOW_RESET
-		restart_window(i)
+		restart_window(i); oage[i] = 0
 #else
 		skip
 #endif
@@ -172,15 +186,14 @@ inline relist(i) {
 inline acquire(i) {
 	holder = i; lead[i] = 1;
 	lag[i] = 0; cd[i] = (open && fpchg);
-	age[i] = 0; wt[i] = 0; st[i] = 0
+	age[i] = 0; wt[i] = 0; oage[i] = 0
 }
 
 inline forget(i) {
-	lead[i] = 0; stall[i] = 0; lag[i] = 0; cd[i] = 0; age[i] = 0; wt[i] = 0; st[i] = 0
+	lead[i] = 0; stall[i] = 0; lag[i] = 0; cd[i] = 0; age[i] = 0; wt[i] = 0; oage[i] = 0
 }
 
 inline tick_replica(i) {
-	stale0 = (age[i] >= W);
 	if
 	:: lead[i] && holder != i -> forget(i)   /* a deposed leader's renew deadline passed: it stops */
 	:: else
@@ -189,18 +202,15 @@ inline tick_replica(i) {
 	:: lead[i] ->
 		if
 #ifndef BROKEN_NO_WINDOW_RESET
-		:: !api_up || stall[i] -> age[i] = 0   /* blind: the window cannot run */
+		:: !api_up || stall[i] -> age[i] = 0; oage[i] = 0   /* blind: no window can run */
 #endif
-		:: else -> if :: age[i] < W -> age[i]++ :: else fi
+		:: else ->
+			if :: age[i] < W -> age[i]++ :: else fi;
+			if :: osil && oage[i] < W -> oage[i]++ :: !osil -> oage[i] = 0 :: else fi
 		fi;
 #if CLASS == WAIT
 		if :: wt[i] < WAIT_T -> wt[i]++ :: else fi;
 #endif
-		/* the count changes when N's staleness on this view changes */
-		if
-		:: (age[i] >= W) != stale0 -> st[i] = 0
-		:: else -> if :: st[i] < SETTLE -> st[i]++ :: else fi
-		fi
 	:: else
 	fi
 }
@@ -211,18 +221,14 @@ inline abort_incident() {
 	ph = P_NONE; fenced = 0; unsafe = 0; fpchg = 0; cd[0] = 0; cd[1] = 0
 }
 
-/* The live re-read shows a heartbeat other than the detection fingerprint.
- * With the Node object present the node is alive: HeartbeatResumed. With the
- * Node object gone (rule d) nothing proves it alive or dead: the incident stays
- * open, back to Detected with the live fingerprint, every window restarted, so
- * the node is fenced by name once a whole window passes without a change. */
-inline live_changed(i) {
-	if
-	:: ex -> abort_incident()
-	:: else ->
-		ph = P_DETECTED; fenced = 0; unsafe = 0; fpchg = 0; cd[0] = 0; cd[1] = 0;
-		restart_window(0); restart_window(1); wt[0] = 0; wt[1] = 0
-	fi
+/* A deleted Node whose live Lease differs from the detection fingerprint
+ * (rule d): nothing proves the node alive or dead, so the incident is neither
+ * closed nor acted on: it stays open, back to Detected with the live
+ * fingerprint, every window restarted, so the node is fenced by name once a
+ * whole window passes without a renewal ("re-detect"). */
+inline redetect() {
+	ph = P_DETECTED; fenced = 0; unsafe = 0; fpchg = 0; cd[0] = 0; cd[1] = 0;
+	restart_window(0); restart_window(1); wt[0] = 0; wt[1] = 0
 }
 
 /* The first destructive release step (taint), right after the live re-read. */
@@ -231,15 +237,38 @@ inline release_start() {
 	taint = 1; ph = P_RELEASING
 }
 
-/* ---- the leader's decision and action: one atomic step ---- */
+/* Fence: the live re-read (decide.BeforeFence) happened; the provider acts. */
+inline fence_start(i) {
+	assert(S5);
+#if CLASS == POWER
+	if
+	:: b_bmc > 0 -> b_bmc--   /* BMC fails: Failed, retried */
+	:: true ->
+		assert(S3);
+		up = 0; copy = 0; wd = 0;   /* off, read back */
+		fenced = 1; ph = P_FENCED
+	fi
+#elif CLASS == WAIT
+	/* the safe time starts now, on this leader's clock (callFencer, firstSeen) */
+	ph = P_FENCING; wt[0] = 0; wt[1] = 0
+#else
+	fenced = 1; unsafe = 1; ph = P_FENCED   /* FencedUnsafe, flagged */
+#endif
+}
+
+/* ---- the leader's decision and action: one atomic step ----
+ * Laid out as decide.go: decideNew, decideOpen (Recovered, Released,
+ * ReleaseStarted, then before release), decideGone. The row names of
+ * model/states.md are in the comments; conformance_test.go transcribes
+ * this inline line by line. */
 inline step(i) {
 	if
-	:: ph == P_NONE ->
-		/* Open only when this leader saw no heartbeat change for the whole window on
-		 * its own clock (age restarts on leadership and after blindness). NotReady
-		 * with a renewing Lease is only reported: the decision reads the Lease. */
+	:: ph == P_NONE ->                                          /* decideNew */
 		if
-		:: ex && age[i] >= W ->
+		:: !ex                                                  /* N3 None (Closed) */
+		:: ex && age[i] < W                                     /* N2 None (Healthy, WithinGraceWindow, NotReady with a renewing Lease) */
+		:: ex && age[i] >= W && blind(i)                        /* N4 None (ViewBlind: nothing opened on a blind view) */
+		:: ex && age[i] >= W && !blind(i) ->                    /* N1 Open (LeaseExpired) */
 			ph = P_DETECTED; fenced = 0; unsafe = 0; newboot = 0;
 			fpchg = lag[i];           /* the fingerprint is the cache's; the API may be ahead */
 			cd[i] = 0;
@@ -250,96 +279,89 @@ inline step(i) {
 			:: else -> cd[1-i] = 0
 			fi;
 			wt[0] = 0; wt[1] = 0
-		:: else   /* None: Healthy / WithinGraceWindow / NotReady reported */
 		fi
-	:: ph == P_DONE -> skip
-	:: ph == P_RELEASED ->
+	:: ph == P_DONE -> skip                                     /* C1 None (Closed) */
+	:: ph == P_RELEASED ->                                      /* decideReleased */
 		if
+		:: !repl                                                /* D1 TrackWorkloads */
 		:: repl && ex && cd[i] && age[i] < W && (newboot || CLASS == NONE) ->
-			ph = P_DONE; taint = 0          /* Recover: taint removed, incident closed */
-		:: else                             /* TrackWorkloads / AwaitingNodeReturn / AwaitingReboot */
+			ph = P_DONE; taint = 0                              /* D2 Recover: taint removed, incident closed */
+		:: else                                                 /* D3 None (AwaitingNodeReturn / AwaitingReboot) */
 		fi
-	:: ph == P_RELEASING ->
-		/* rolls forward: no abort once a destructive step happened (rule g) */
+	:: ph == P_RELEASING ->                                     /* ReleaseStarted: rolls forward (rule g) */
 		if
-		:: others + (age[i] >= W) > MAXU    /* Pause: StormGuard */
-		:: else -> assert(S2);
-			bound = 0; ph = P_RELEASED      /* pods force-deleted, VolumeAttachments deleted */
+		:: blind(i)                                             /* R1 Pause (ViewBlind); API failing: no step at all */
+		:: else -> assert(S2);                                  /* R2 Release: whatever the storm, heartbeat, Node, window */
+			bound = 0; ph = P_RELEASED                          /* pods force-deleted, VolumeAttachments deleted */
 		fi
-	:: prerel ->
+	:: prerel && ex ->                                          /* decideOpen, before release, the Node exists */
 		if
-		:: cd[i] ->
-			/* the cache shows a heartbeat other than the detection fingerprint: confirm
-			 * by a live re-read (a lagging cache can hold an older one) */
+		:: cd[i] ->                                             /* Decide: Abort/HeartbeatResumed on the cache; ConfirmResumed reads live */
 			if
-			:: fpchg -> live_changed(i)      /* HeartbeatResumed (or re-detect, Node gone) */
-			:: else -> cd[i] = 0            /* None: the cache was behind, not the node alive */
+			:: fpchg -> abort_incident()                        /* P1 Abort (HeartbeatResumed) */
+			:: else -> cd[i] = 0                                /* P3 None (CacheLags: the cache held an older heartbeat) */
 			fi
 #ifdef BROKEN_FRESH_LEADER_ABORTS
 		:: !cd[i] && age[i] < W && ph != P_FENCING -> abort_incident()  /* "not unhealthy" on a fresh window */
 #endif
-#ifdef BROKEN_ABORT_ON_NODE_DELETED
-		:: !cd[i] && !ex -> abort_incident()    /* NodeDeleted: closed without a fence */
-#endif
-		:: else ->
+		:: !cd[i] && guard(i)                                   /* P4 Pause (ViewBlind, StormGuard) */
+		:: !cd[i] && !guard(i) && ph == P_FENCED ->             /* BeforeRelease: the live re-read (rule b) */
 			if
-			:: others + (age[i] >= W) > MAXU  /* Pause: StormGuard (nothing acts) */
-			:: else ->
-				if
-				:: ph == P_FENCED ->
-					/* live re-read right before release (rule b); a deleted Node is released by name */
-					if
-					:: fpchg -> live_changed(i)
-					:: else -> release_start()
-					fi
-				:: ph == P_FENCING ->
-					if
-					:: wt[i] >= WAIT_T ->   /* the safe time passed on this leader's clock */
-						if
-						:: fpchg -> live_changed(i)
-						:: else -> fenced = 1; ph = P_FENCED
-						fi
-					:: else                 /* None: waiting */
-					fi
-				:: ph == P_DETECTED ->
-					if
-					:: age[i] < W           /* None: this leader's own window has not elapsed (fresh, or after blindness) */
-					:: age[i] >= W && st[i] < SETTLE   /* Pause: the unhealthy count is not settled */
-					:: age[i] >= W && st[i] >= SETTLE ->
-#ifdef BROKEN_RELEASE_WITHOUT_FENCE
-						if
-						:: fpchg -> live_changed(i)
-						:: else -> release_start()
-						fi
-#else
-						/* live re-read right before fencing (rule b) */
-#ifdef BROKEN_FENCE_ON_STALE_CACHE
-						if
-						:: false -> skip
-#else
-						if
-						:: fpchg -> live_changed(i)
-#endif
-						:: else ->
-#if CLASS == POWER
-							if
-							:: b_bmc > 0 -> b_bmc--   /* BMC fails: Failed, retried */
-							:: true ->
-								assert(S3);
-								up = 0; copy = 0; wd = 0;   /* off, read back */
-								fenced = 1; ph = P_FENCED
-							fi
-#elif CLASS == WAIT
-							/* the safe time starts now, on this leader's clock, its own window having elapsed */
-							ph = P_FENCING; wt[0] = 0; wt[1] = 0
-#else
-							fenced = 1; unsafe = 1; ph = P_FENCED   /* FencedUnsafe, flagged */
-#endif
-						fi
-#endif
-					fi
-				fi
+			:: fpchg -> abort_incident()                        /* F1 Abort (HeartbeatResumed) */
+			:: else -> release_start()                          /* F3 Release: first destructive step */
 			fi
+		:: !cd[i] && !guard(i) && ph != P_FENCED && age[i] < W  /* E1, W1 None (WithinGraceWindow): fresh leader, after blindness. Never Abort */
+		:: !cd[i] && !guard(i) && ph == P_FENCING && age[i] >= W ->  /* Fence: the provider again (no live read) */
+			if
+			:: wt[i] >= WAIT_T -> fenced = 1; ph = P_FENCED     /* W3 Fenced: the safe time passed on this leader's clock */
+			:: else                                             /* W2 None: waiting */
+			fi
+		:: !cd[i] && !guard(i) && ph == P_DETECTED && age[i] >= W ->
+#ifdef BROKEN_RELEASE_WITHOUT_FENCE
+			if
+			:: fpchg -> abort_incident()
+			:: else -> release_start()
+			fi
+#else
+			if                                                  /* BeforeFence: the live re-read (rule b) */
+#ifndef BROKEN_FENCE_ON_STALE_CACHE
+			:: fpchg -> abort_incident()                        /* E2 Abort (HeartbeatResumed) */
+#endif
+			:: else -> fence_start(i)                           /* E3 power, E4 wait, E5 none: Fence */
+			fi
+#endif
+		fi
+	:: prerel && !ex ->                                         /* decideGone: the Node object was deleted */
+		if
+#ifdef BROKEN_ABORT_ON_NODE_DELETED
+		:: true -> abort_incident()                             /* NodeDeleted: closed without a fence */
+#else
+		:: guard(i)                                             /* G1 Pause (ViewBlind, StormGuard) */
+		:: !guard(i) && ph == P_FENCED ->                       /* BeforeRelease on a live read that finds no Node */
+#ifndef CODE_GONE
+			if
+			:: fpchg -> redetect()                              /* G2 None: the live Lease renewed since detection: re-detect */
+			:: else -> release_start()                          /* G3 Release by name (NodeDeleted) */
+			fi
+#else
+			release_start()                                     /* the code today: no live Lease read */
+#endif
+		:: !guard(i) && ph != P_FENCED && age[i] < W            /* G4 None (WithinGraceWindow): the Lease renewed within the window */
+		:: !guard(i) && ph == P_FENCING && age[i] >= W ->
+			if
+			:: wt[i] >= WAIT_T -> fenced = 1; ph = P_FENCED     /* G5 Fenced */
+			:: else                                             /* G6 None: waiting */
+			fi
+		:: !guard(i) && ph == P_DETECTED && age[i] >= W ->     /* BeforeFence on a live read that finds no Node */
+#ifndef CODE_GONE
+			if
+			:: fpchg -> redetect()                              /* G7 None: the live Lease renewed since detection: re-detect */
+			:: else -> fence_start(i)                           /* G8 Fence by name */
+			fi
+#else
+			fence_start(i)                                      /* the code today: no live Lease read */
+#endif
+#endif
 		fi
 	fi
 }
@@ -350,14 +372,15 @@ proctype Clock() {
 end_clock:
 	do
 	:: atomic { !(reach && !renewed) && !(wd >= WD) ->
-		if :: up && !cut -> h_age = 0 :: else -> if :: h_age < W -> h_age++ :: else fi fi;
+		/* a node up and on the network while the API is down could not renew: it counts as renewed */
+		if :: up && !cut && !api_up -> h_age = 0 :: else -> if :: h_age < W -> h_age++ :: else fi fi;
 #if CLASS == WAIT
 		if :: up && !reach -> wd++ :: else -> wd = 0 fi;
 #endif
 		renewed = 0;
+		if :: osil && o_age < W -> o_age++ :: !osil -> o_age = 0 :: else fi;
 		tick_replica(0);
-		tick_replica(1);
-		stale0 = 0
+		tick_replica(1)
 	}
 	od
 }
@@ -367,7 +390,7 @@ end_node:
 	do
 	:: atomic { reach && !renewed ->    /* the kubelet renews its Lease and syncs its pods */
 		renewed = 1; h_age = 0; wd = 0;
-		ex = 1;                         /* re-registers a deleted Node */
+		if :: ex = 1 :: true fi;        /* a deleted Node may re-register, or only its Lease renew */
 		if :: open -> fpchg = 1 :: else fi;
 		lag[0] = lag[0] || lead[0]; lag[1] = lag[1] || lead[1];
 		copy = (bound && !taint);
@@ -390,8 +413,8 @@ end_env:
 	:: atomic { api_up && lead[1] && !stall[1] && b_stall > 0 -> b_stall--; stall[1] = 1 }
 	:: atomic { stall[0] -> stall[0] = 0; relist(0) }
 	:: atomic { stall[1] -> stall[1] = 0; relist(1) }
-	:: atomic { others == 0 && b_others > 0 -> b_others--; others = 1; st[0] = 0; st[1] = 0 }
-	:: atomic { others == 1 -> others = 0; st[0] = 0; st[1] = 0 }
+	:: atomic { !osil && b_others > 0 -> b_others--; osil = 1 }   /* O goes silent: cut off (with N or not), or dead */
+	:: atomic { osil -> osil = 0; o_age = 0; oage[0] = 0; oage[1] = 0 }   /* O renews again (seen at once) */
 	:: atomic { holder != NOBODY && b_depose > 0 -> b_depose--; holder = NOBODY }   /* the leader misses its renew deadline */
 	od
 }
