@@ -439,8 +439,15 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	if err != nil {
 		t.Logf("reviving components: %v", err)
 	}
+	// Give kwok two renewals, then restart those that never recover (see
+	// bed.RestartStuckKwok).
+	time.Sleep(5 * time.Second)
+	stuck, err := l.c.RestartStuckKwok(ctx, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	restarted := l.keepControllerRunning(cfg)
-	t.Logf("control plane back after %.0fs; components restarted: %v; controllers restarted: %v", time.Since(begin).Seconds(), revived, restarted)
+	t.Logf("control plane back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", time.Since(begin).Seconds(), revived, stuck, restarted)
 	// Three windows with every node renewing again.
 	time.Sleep(30 * time.Second)
 	for _, n := range l.otherWorkers() {
@@ -460,7 +467,7 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	if exitedAt > 0 {
 		exited = fmt.Sprintf("at+%.0fs", exitedAt.Seconds())
 	}
-	l.o.finish(fmt.Sprintf("viewBlindSeen=%v controllerExited=%s componentsRestarted=%v leaderAfter=%s healthyTakeovers=0; %s; %s", blindSeen, exited, revived, leader.Name, control, l.phases(old)))
+	l.o.finish(fmt.Sprintf("viewBlindSeen=%v controllerExited=%s componentsRestarted=%v kwokRestarted=%v leaderAfter=%s healthyTakeovers=0; %s; %s", blindSeen, exited, revived, stuck, leader.Name, control, l.phases(old)))
 }
 
 // leaderRestart kills the leader while mysql-0's node's incident is in

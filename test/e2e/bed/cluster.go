@@ -75,6 +75,8 @@ type Cluster struct {
 	components map[string]componentProc
 	// held are the components stopped on purpose (not revived).
 	held map[string]bool
+	// ports holds the start lock while a component is stopped.
+	ports map[string]func()
 	// startMu serializes starting components.
 	startMu sync.Mutex
 

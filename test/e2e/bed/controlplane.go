@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Control-plane components as kwokctl names them (their pid files and logs).
@@ -61,7 +64,7 @@ func (c *Cluster) recordComponent(component string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.components == nil {
-		c.components, c.held = map[string]componentProc{}, map[string]bool{}
+		c.components, c.held, c.ports = map[string]componentProc{}, map[string]bool{}, map[string]func(){}
 	}
 	if _, ok := c.components[component]; ok {
 		return nil
@@ -104,8 +107,15 @@ func (c *Cluster) StopComponent(component string) error {
 	if err != nil {
 		return err
 	}
+	// While it is down its port is free, and kwokctl starting another
+	// cluster could take it: hold the start lock until it runs again.
+	unlock, err := lockFile(filepath.Join(stateRoot(), "start.lock"))
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.held[component] = true
+	c.ports[component] = unlock
 	c.mu.Unlock()
 	if err := killPIDs([]int{pid}); err != nil {
 		return fmt.Errorf("bed: stop %s: %w", component, err)
@@ -150,9 +160,15 @@ func (c *Cluster) StartComponent(ctx context.Context, component string) error {
 	}
 	c.mu.Lock()
 	delete(c.held, component)
+	unlock := c.ports[component]
+	delete(c.ports, component)
 	c.mu.Unlock()
 	c.logf("bed: %s started again (pid %d)", component, cmd.Process.Pid)
-	return c.WaitAPIReady(ctx, 60*time.Second)
+	err = c.WaitAPIReady(ctx, 60*time.Second)
+	if unlock != nil {
+		unlock()
+	}
+	return err
 }
 
 // WaitAPIReady waits until the API server answers /readyz with ok.
@@ -187,7 +203,7 @@ func (c *Cluster) WatchComponents(ctx context.Context) error {
 		return err
 	}
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
 			select {
@@ -249,4 +265,43 @@ func (c *Cluster) signalComponent(component string, sig syscall.Signal) error {
 	}
 	c.logf("bed: %s (pid %d): %s", component, pid, sig)
 	return nil
+}
+
+// RestartStuckKwok restarts the kwok of every node that is on but whose
+// Lease has not been renewed within stale, and returns their names. kwok
+// v0.8.0 keeps the Lease it last wrote and retries its update with that
+// object's resourceVersion; when the API server went away in the middle of
+// an update that etcd committed, every later update conflicts and the node
+// never heartbeats again, which a kubelet (it reads the Lease back after a
+// conflict) does not do. Restarting kwok is the bed's stand-in for that
+// read-back: the node keeps its boot ID and its pods.
+func (c *Cluster) RestartStuckKwok(ctx context.Context, stale time.Duration) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var restarted []string
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if n.state != powerOn {
+			continue
+		}
+		l, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return restarted, fmt.Errorf("bed: lease of %s: %w", name, err)
+		}
+		if l.Spec.RenewTime != nil && time.Since(l.Spec.RenewTime.Time) < stale {
+			continue
+		}
+		if err := n.kill(); err != nil {
+			return restarted, fmt.Errorf("bed: restart kwok of %s: %w", name, err)
+		}
+		if err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, name, metav1.DeleteOptions{}); ignoreNotFound(err) != nil {
+			return restarted, fmt.Errorf("bed: restart kwok of %s: delete lease: %w", name, err)
+		}
+		if err := c.startKwok(n); err != nil {
+			return restarted, err
+		}
+		c.logf("bed: kwok of %s was stuck (Lease last renewed %v); restarted", name, l.Spec.RenewTime)
+		restarted = append(restarted, name)
+	}
+	return restarted, nil
 }
