@@ -13,7 +13,7 @@
  * The leader's decision, step(), is the intended decide.Decide; model/states.md
  * lists its rows. model/README.md maps every actor to the code.
  *
- * Properties: S1..S4 (safety, assertions at the steps that can break them)
+ * Properties: S1..S5 (safety, assertions at the steps that can break them)
  * and l1 (liveness, an LTL claim checked with weak fairness). model/verify.sh
  * runs them all, and the broken variants below (-DBROKEN_...), which must fail.
  */
@@ -138,7 +138,7 @@ byte b_crash = B_CRASH, b_poweron = B_POWERON, b_cut = B_CUT, b_api = B_API,
 #define guard(i)  (blind(i) || storm(i))
 
 /* Safety properties, checked as assertions at the steps that can break them
- * (one exhaustive run checks all four; a violation names its property):
+ * (one exhaustive run checks all five; a violation names its property):
  *   S1  never two running copies of the workload (unless class none, flagged)
  *   S2  no release step unless N was proven off (or class none, flagged)
  *   S3  no power-off of a node that renewed its Lease, or was up and on the
@@ -299,16 +299,16 @@ inline step(i) {
 		:: cd[i] ->                                             /* Decide: Abort/HeartbeatResumed on the cache; ConfirmResumed reads live */
 			if
 			:: fpchg -> abort_incident()                        /* P1 Abort (HeartbeatResumed) */
-			:: else -> cd[i] = 0                                /* P3 None (CacheLags: the cache held an older heartbeat) */
+			:: else -> cd[i] = 0                                /* P2 None (CacheLags: the cache held an older heartbeat) */
 			fi
 #ifdef BROKEN_FRESH_LEADER_ABORTS
 		:: !cd[i] && age[i] < W && ph != P_FENCING -> abort_incident()  /* "not unhealthy" on a fresh window */
 #endif
-		:: !cd[i] && guard(i)                                   /* P4 Pause (ViewBlind, StormGuard) */
+		:: !cd[i] && guard(i)                                   /* P3 Pause (ViewBlind, StormGuard) */
 		:: !cd[i] && !guard(i) && ph == P_FENCED ->             /* BeforeRelease: the live re-read (rule b) */
 			if
 			:: fpchg -> abort_incident()                        /* F1 Abort (HeartbeatResumed) */
-			:: else -> release_start()                          /* F3 Release: first destructive step */
+			:: else -> release_start()                          /* F2 Release: first destructive step */
 			fi
 		:: !cd[i] && !guard(i) && ph != P_FENCED && age[i] < W  /* E1, W1 None (WithinGraceWindow): fresh leader, after blindness. Never Abort */
 		:: !cd[i] && !guard(i) && ph == P_FENCING && age[i] >= W ->  /* Fence: the provider again (no live read) */
