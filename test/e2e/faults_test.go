@@ -464,8 +464,11 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 	control := l.takeOverControl(old, 3*time.Minute)
 	l.logTimelines(old)
 	exited := "no"
-	if exitedAt > 0 {
+	switch {
+	case exitedAt > 0:
 		exited = fmt.Sprintf("at+%.0fs", exitedAt.Seconds())
+	case len(restarted) > 0:
+		exited = "after_the_fault"
 	}
 	l.o.finish(fmt.Sprintf("viewBlindSeen=%v controllerExited=%s componentsRestarted=%v kwokRestarted=%v leaderAfter=%s healthyTakeovers=0; %s; %s", blindSeen, exited, revived, stuck, leader.Name, control, l.phases(old)))
 }
@@ -626,6 +629,7 @@ func partition(t *testing.T, scenario string, cut int) {
 	o := newOracle(e, scenario, func() map[string]int {
 		out := map[string]int{}
 		for n, b := range lab.bmcs {
+			out[n] = 0
 			for _, ev := range b.Events() {
 				if strings.HasSuffix(ev, "power 0") {
 					out[n]++

@@ -145,10 +145,30 @@ func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	if err := e.c.CutOff(old); err != nil {
 		t.Fatal(err)
 	}
+	// Before anything is fenced, the old node still runs mysql-0: that is
+	// what makes a release before the power-off a split brain.
+	if !e.c.StillRunning(old) {
+		t.Fatalf("%s does not run its workloads after CutOff: the scenario would prove nothing", old)
+	}
 	p := e.readyPod("default", "mysql-0", old, 3*time.Minute)
 	rto := time.Since(t0)
-	if e.c.StillRunning(old) {
-		t.Fatalf("mysql-0 is Ready on %s while the old node still runs it: split brain", p.Spec.NodeName)
+	// The bed's own record: the old node was powered off (by its BMC)
+	// before the new mysql-0 turned Ready.
+	var readyAt time.Time
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			readyAt = c.LastTransitionTime.Time
+		}
+	}
+	var powerOff time.Time
+	for _, tr := range e.c.History(old) {
+		if tr.State == "off" && tr.Time.After(t0) && powerOff.IsZero() {
+			powerOff = tr.Time
+		}
+	}
+	// Ready's lastTransitionTime has a resolution of one second.
+	if powerOff.IsZero() || powerOff.After(readyAt.Add(time.Second)) {
+		t.Fatalf("mysql-0 Ready on %s at %s while the old node ran it until %v: split brain", p.Spec.NodeName, readyAt.Format(time.RFC3339Nano), powerOff)
 	}
 	ev := lab.bmcs[old].Events()
 	if len(ev) == 0 || !strings.HasSuffix(ev[0], "power 0") {
