@@ -209,12 +209,13 @@ func (t *Takeover) PhaseTime(p Phase) *metav1.MicroTime {
 }
 
 // DetectedHeartbeat is the heartbeat fingerprint recorded at detection: the
-// spec's, or, for a Takeover written before the spec held it, the status'.
+// status' (the spec's until the first status write, which a crash may
+// prevent; an incident started over records the new one in the status).
 func (t *Takeover) DetectedHeartbeat() string {
-	if t.Spec.Heartbeat != "" {
-		return t.Spec.Heartbeat
+	if t.Status.Heartbeat != "" { // written with the first phase; replaced when an incident starts over
+		return t.Status.Heartbeat
 	}
-	return t.Status.Heartbeat
+	return t.Spec.Heartbeat
 }
 
 // DetectedBootID is the node's bootID recorded at detection.

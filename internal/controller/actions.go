@@ -160,3 +160,15 @@ func (c *Controller) confirmResumed(ctx context.Context, t *v1alpha1.Takeover) (
 	}
 	return c.abort(ctx, t, d)
 }
+
+// redetect starts the incident over (decide.Redetect): the renewed
+// heartbeat becomes its fingerprint, any fence is void (the wait
+// provider's safe time restarts too), and the node is fenced by name once
+// it stays silent for a whole window.
+func (c *Controller) redetect(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision, live decide.Live) error {
+	t.Status.Heartbeat = live.Detail
+	t.Status.NextRetryTime = nil
+	c.forgetSeen(t)
+	return c.transition(ctx, t, step{phase: v1alpha1.PhaseDetected, reason: d.Reason, message: d.Message,
+		log: "takeover starts over: the deleted node's Lease renewed", event: d.Reason, warning: true})
+}

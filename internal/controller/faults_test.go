@@ -140,3 +140,67 @@ func TestAwaitingRebootRecorded(t *testing.T) {
 		t.Fatalf("no Warning %s event: %v", decide.EventWatchdogNotFired, f.events)
 	}
 }
+
+// deleteNode deletes node's object on the API server (its Lease stays, as
+// it may for a while).
+func (f *fixture) deleteNode(node string) {
+	f.t.Helper()
+	if err := f.tracker.Delete(nodesGVR, "", node); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// A Node deleted by someone else mid-incident: it is fenced by name before
+// its pod is released, and its release has no Node step.
+func TestDeletedNodeFencedBeforeRelease(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.mustStep(failedNode)
+	if tk := f.mustTakeover(failedNode); tk.Status.Phase != v1alpha1.PhaseDetected {
+		t.Fatalf("phase %s, want Detected", tk.Status.Phase)
+	}
+	f.deleteNode(failedNode)
+	tk := f.stepUntil(failedNode, v1alpha1.PhaseReleased, 10)
+	if f.fencer.CallCount() != 1 {
+		t.Fatalf("fencer called %d times, want once, before the release", f.fencer.CallCount())
+	}
+	if p := f.taintPatches(failedNode); len(p) != 0 {
+		t.Fatalf("taint patches on a deleted Node: %v", p)
+	}
+	if got := keys(f.deletes("pods")); len(got) != 1 || got[0] != "db/mysql-0" {
+		t.Fatalf("pods deleted %v, want db/mysql-0", got)
+	}
+	if tk.Status.Reason != decide.ReasonReleased {
+		t.Fatalf("reason %s", tk.Status.Reason)
+	}
+}
+
+// A Node deleted mid-incident whose Lease renewed (read live) since
+// detection: not fenced; the incident starts over and fences only after a
+// new silent window.
+func TestDeletedNodeWithRenewedLeaseStartsOver(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.mustStep(failedNode)
+	f.deleteNode(failedNode)
+	f.sync()
+	f.heartbeatOnServer(failedNode) // the cache has not seen it yet
+	if _, err := f.reconcile(failedNode); err != nil {
+		t.Fatal(err)
+	}
+	tk := f.mustTakeover(failedNode)
+	if f.fencer.CallCount() != 0 || tk.Status.Reason != decide.ReasonRedetected || tk.Status.Phase != v1alpha1.PhaseDetected {
+		t.Fatalf("fencer calls %d, incident %s/%s; want no fence and Detected/Redetected", f.fencer.CallCount(), tk.Status.Phase, tk.Status.Reason)
+	}
+	// Silent again for a whole window: fenced by name, then released.
+	for range 5 {
+		f.advance(10 * time.Second)
+		f.mustStep(failedNode)
+	}
+	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 10)
+	if f.fencer.CallCount() != 1 {
+		t.Fatalf("fencer called %d times, want once after the new window", f.fencer.CallCount())
+	}
+}

@@ -46,7 +46,11 @@ func (c *Controller) startFencing(ctx context.Context, t *v1alpha1.Takeover, fc 
 	if err != nil {
 		return 0, true, err
 	}
-	if d := decide.BeforeFence(incident(t), check); d.Action != decide.Fence {
+	switch d := decide.BeforeFence(incident(t), check); d.Action {
+	case decide.Fence:
+	case decide.Redetect:
+		return soon, true, c.redetect(ctx, t, d, check)
+	default:
 		after, err := c.abort(ctx, t, d)
 		return after, true, err
 	}

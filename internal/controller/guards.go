@@ -74,7 +74,17 @@ func (c *Controller) count() (tally, []string) {
 	var t tally
 	var unhealthy []string
 	c.health.each(window, func(name string, v nodeView) {
-		if !v.hasNode || takenOver[name] {
+		if takenOver[name] {
+			return
+		}
+		if !v.hasNode {
+			// A Node deleted mid-incident is still a failed node until its
+			// incident ends: it counts, so that it is not fenced past a
+			// storm another node's silence makes.
+			if c.openTakeover(name) != nil {
+				t.eligible++
+				t.unhealthy++
+			}
 			return
 		}
 		if node := c.cachedNode(name); node == nil {

@@ -45,7 +45,7 @@ func incident(t *v1alpha1.Takeover) *decide.Incident {
 	inc := &decide.Incident{
 		Phase:          s.Phase,
 		NodeUID:        t.Spec.NodeUID,
-		Fenced:         t.PhaseTime(v1alpha1.PhaseFenced) != nil,
+		Fenced:         fencedSinceDetection(t),
 		Released:       t.PhaseTime(v1alpha1.PhaseReleased) != nil,
 		RebootRequired: s.RebootRequired,
 		BootID:         t.DetectedBootID(),
@@ -177,4 +177,20 @@ func (c *Controller) getLive(ctx context.Context, name string) (*v1alpha1.Takeov
 // nodeRef is the event target for a node.
 func nodeRef(name string) *corev1.ObjectReference {
 	return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: "" /* events about a node may outlive its object */}
+}
+
+// fencedSinceDetection reports whether the timeline holds Fenced after its
+// last Detected entry (an incident started over by Redetect needs a new
+// fence).
+func fencedSinceDetection(t *v1alpha1.Takeover) bool {
+	fenced := false
+	for _, e := range t.Status.Timeline {
+		switch e.Phase {
+		case v1alpha1.PhaseDetected:
+			fenced = false
+		case v1alpha1.PhaseFenced:
+			fenced = true
+		}
+	}
+	return fenced
 }

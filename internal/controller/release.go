@@ -29,6 +29,8 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 	}
 	d := decide.BeforeRelease(incident(t), check)
 	switch {
+	case d.Action == decide.Redetect:
+		return soon, c.redetect(ctx, t, d, check)
 	case d.Action != decide.Release:
 		return c.abort(ctx, t, d)
 	case d.Reason == decide.ReasonReleaseInterrupted:
@@ -80,7 +82,13 @@ func (c *Controller) liveCheck(ctx context.Context, t *v1alpha1.Takeover) (*core
 	case errors.Is(err, release.ErrHeartbeat):
 		return live, decide.Live{Exists: true, UID: string(live.UID), HeartbeatChanged: true, Detail: err.Error()}, nil
 	case apierrors.IsNotFound(err):
-		return nil, decide.Live{}, nil
+		// The Node is gone; its Lease may not be, and may have renewed.
+		changed, now, lerr := release.LiveLease(ctx, c.kube, t.Spec.NodeName, t.DetectedHeartbeat())
+		c.apiResult("liveRead", lerr)
+		if lerr != nil {
+			return nil, decide.Live{}, fmt.Errorf("live re-read of the Lease of deleted node %s: %w", t.Spec.NodeName, lerr)
+		}
+		return nil, decide.Live{HeartbeatChanged: changed, Detail: now}, nil
 	case err != nil:
 		c.apiResult("liveRead", err)
 		return nil, decide.Live{}, fmt.Errorf("live re-read of node %s: %w", t.Spec.NodeName, err)

@@ -65,11 +65,12 @@ func (s abstract) String() string {
 		s.phase, s.exists, s.window, s.cache, s.live, s.storm, s.blind, s.safe, s.repl, s.newboot, s.cls, s.api)
 }
 
-// The model's outcomes that are not an Action of the code: Fenced (the wait
-// provider's safe time passed) and Redetect (redetect() in takeover.pml).
+// The model's outcome that is not an Action of the code: Fenced (the wait
+// provider's safe time passed). Redetect (redetect() in takeover.pml) is
+// the code's Redetect.
 const (
 	fencedAction   Action = "Fenced"
-	redetectAction Action = "Redetect"
+	redetectAction        = Redetect
 )
 
 // modelStep is step(i) of model/takeover.pml, transcribed: each case names
@@ -235,7 +236,7 @@ func concrete(s abstract, inc *Incident) (Input, Live) {
 	if s.storm {
 		c.Suspect = 2 // 1 + 2 > MaxUnhealthy 2
 	}
-	live := Live{} // release.Live: a deleted Node is NotFound, its Lease is not read
+	live := Live{HeartbeatChanged: s.live} // a deleted Node: its Lease, read live (release.LiveLease)
 	if s.exists {
 		live = Live{Exists: true, UID: "uid-1", HeartbeatChanged: s.live}
 	}
@@ -290,17 +291,10 @@ func codeStep(s abstract, inc *Incident) Decision {
 }
 
 // knownDefects are the combinations where the code differs from the model
-// and the code is wrong (model/README.md, "Open defects"): keyed by row, the
+// and the code is wrong (none now; model/README.md lists the fixed ones): keyed by row, the
 // code's action today. The test fails once the code agrees, so the entry
 // is removed with the fix.
-var knownDefects = map[string]Action{
-	// A deleted Node: release.Live does not read its Lease, so a Lease that
-	// renewed since detection (the node came back after the fence, or the
-	// cache lags its renewal) is not seen; the model (-DCODE_GONE) finds S2
-	// and S3 violations.
-	"G2": Release,
-	"G7": Fence,
-}
+var knownDefects = map[string]Action{}
 
 func TestConformanceRows(t *testing.T) {
 	up := abstract{api: true, exists: true}

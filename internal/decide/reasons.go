@@ -34,6 +34,7 @@ const (
 	ReasonReleaseInterrupted  = "ReleaseInterrupted"
 	ReasonViewBlind           = "ViewBlind"
 	ReasonCacheLags           = "CacheLags"
+	ReasonRedetected          = "Redetected"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted = "FenceStarted"

@@ -14,7 +14,8 @@ type Live struct {
 	// UID of the live Node.
 	UID string
 	// HeartbeatChanged is true when the live heartbeat fingerprint differs
-	// from the one recorded at detection: the node is alive.
+	// from the one recorded at detection: the node is alive. For a deleted
+	// Node it is its Lease's renewTime, read live.
 	HeartbeatChanged bool
 	// Detail says what changed, for the message.
 	Detail string
@@ -31,6 +32,8 @@ func BeforeRelease(inc *Incident, live Live) Decision {
 	case alive && inc.ReleaseStarted:
 		return Decision{Action: Release, Reason: ReasonReleaseInterrupted,
 			Message: "the node's heartbeat was seen after the release began: nothing more is deleted, and what was released is recorded"}
+	case !live.Exists && live.HeartbeatChanged:
+		return redetect(live)
 	case live.HeartbeatChanged:
 		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: live.Detail}
 	case alive:
@@ -47,6 +50,8 @@ func BeforeRelease(inc *Incident, live Live) Decision {
 // still fenced, by name.
 func BeforeFence(inc *Incident, live Live) Decision {
 	switch {
+	case !live.Exists && live.HeartbeatChanged:
+		return redetect(live)
 	case live.HeartbeatChanged:
 		return Decision{Action: Abort, Reason: ReasonHeartbeatResumed, Message: live.Detail}
 	case live.Exists && live.UID != inc.NodeUID:
@@ -69,6 +74,13 @@ func ConfirmResumed(inc *Incident, live Live) Decision {
 	}
 	return Decision{Action: None, Reason: ReasonCacheLags, RequeueAfter: time.Second,
 		Message: "the cache showed a heartbeat the API server does not: the cache lags; nothing is closed"}
+}
+
+// redetect starts over an incident whose Node is gone but whose Lease was
+// read live renewed since detection.
+func redetect(live Live) Decision {
+	return Decision{Action: Redetect, Reason: ReasonRedetected,
+		Message: "the Node object is gone but its Lease renewed since detection (" + live.Detail + "): the node is not proven silent; it is fenced by name once its Lease stays silent for a whole window"}
 }
 
 // Workloads is where a released incident's pods stand.

@@ -30,6 +30,11 @@ const (
 	Recover Action = "Recover"
 	// Abort closes an incident whose node came back before it was released.
 	Abort Action = "Abort"
+	// Redetect starts an incident over: a deleted Node's Lease was read
+	// live and renewed since detection, so the node is not proven silent;
+	// the new heartbeat becomes the fingerprint, any fence is void, and the
+	// node is fenced by name only once it stays silent for a whole window.
+	Redetect Action = "Redetect"
 	// ReportDryRun records what would be done, in dry-run mode.
 	ReportDryRun Action = "ReportDryRun"
 )

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -79,6 +80,28 @@ func Live(ctx context.Context, c kubernetes.Interface, name, want string) (*core
 		return node, fmt.Errorf("%w (was %s, now %s)", ErrHeartbeat, want, got)
 	}
 	return node, nil
+}
+
+// LeasePart is the Lease part of a heartbeat fingerprint.
+func LeasePart(fingerprint string) string {
+	part, _, _ := strings.Cut(fingerprint, ";")
+	return part
+}
+
+// LiveLease re-reads, for a Node that is gone, its Lease from the API
+// server (a Lease may outlive its Node) and reports whether it renewed
+// since the fingerprint want was taken, with the new fingerprint. A missing
+// Lease has not renewed.
+func LiveLease(ctx context.Context, c kubernetes.Interface, name, want string) (bool, string, error) {
+	lease, err := c.CoordinationV1().Leases(NodeLeaseNamespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, want, nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	got := Heartbeat(nil, lease)
+	return LeasePart(got) != LeasePart(want), got, nil
 }
 
 // HasTaint reports whether the node carries the out-of-service taint.
