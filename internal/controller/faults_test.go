@@ -1,10 +1,15 @@
 package controller
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/internal/decide"
@@ -203,4 +208,38 @@ func TestDeletedNodeWithRenewedLeaseStartsOver(t *testing.T) {
 	if f.fencer.CallCount() != 1 {
 		t.Fatalf("fencer called %d times, want once after the new window", f.fencer.CallCount())
 	}
+}
+
+// A release whose pod deletion is denied (an admission policy, say) says
+// so on the Takeover and in a Warning, is not closed, and completes once
+// the deletion is allowed.
+func TestDeniedReleaseIsReportedAndRollsForward(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	deny := true
+	f.kube.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if deny {
+			return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "mysql-0", errors.New("denied by ValidatingAdmissionPolicy deny-mysql-delete"))
+		}
+		return false, nil, nil
+	})
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	var err error
+	for range 6 {
+		if _, err = f.step(failedNode); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatal("the denied deletion was not reported as an error to retry")
+	}
+	tk := f.mustTakeover(failedNode)
+	if tk.Status.Reason != decide.ReasonReleaseFailed || tk.Status.ReleaseStarted == nil || tk.Status.Phase.Closed() {
+		t.Fatalf("incident %s/%s (releaseStarted %v), want open with reason ReleaseFailed", tk.Status.Phase, tk.Status.Reason, tk.Status.ReleaseStarted)
+	}
+	if !f.hasEvent(corev1.EventTypeWarning, decide.ReasonReleaseFailed) {
+		t.Fatalf("no Warning %s event: %v", decide.ReasonReleaseFailed, f.events)
+	}
+	deny = false
+	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 5)
 }

@@ -37,10 +37,11 @@ const (
 	ReasonRedetected          = "Redetected"
 
 	// Reasons of the steps the controller records.
-	ReasonFenceStarted = "FenceStarted"
-	ReasonFencedUnsafe = "FencedUnsafe"
-	ReasonFenceFailed  = "FenceFailed"
-	ReasonReleased     = "Released"
+	ReasonFenceStarted  = "FenceStarted"
+	ReasonFencedUnsafe  = "FencedUnsafe"
+	ReasonFenceFailed   = "FenceFailed"
+	ReasonReleased      = "Released"
+	ReasonReleaseFailed = "ReleaseFailed"
 
 	// EventWatchdogNotFired: a node fenced by its watchdog (provider wait)
 	// returned with its boot ID unchanged.
