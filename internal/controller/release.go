@@ -71,7 +71,7 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 		// is retried with backoff and rolls forward once it succeeds.
 		if werr := c.transition(ctx, t, step{phase: t.Status.Phase, reason: decide.ReasonReleaseFailed,
 			message: "the release is under way but a deletion failed, and is retried: " + err.Error(),
-			log: "release step failed; retrying", event: decide.ReasonReleaseFailed, warning: true}); werr != nil {
+			log:     "release step failed; retrying", event: decide.ReasonReleaseFailed, warning: true}); werr != nil {
 			c.log.Info("could not record the failed release step", "node", name, "error", werr.Error())
 		}
 		return 0, err
