@@ -6,13 +6,16 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/decide"
+	"github.com/liberator-dev/liberator/internal/fence"
 )
 
 // stepAll reconciles every fixture node once, after the tick's scan.
@@ -242,4 +245,100 @@ func TestDeniedReleaseIsReportedAndRollsForward(t *testing.T) {
 	}
 	deny = false
 	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 5)
+}
+
+// maxConcurrent is exact: a second worker deciding on a cache that has not
+// yet seen the first incident's fence cannot take a second slot.
+func TestMaxConcurrentExact(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.MaxConcurrent = 1
+	f.cfg.MaxUnhealthy = intstr.FromInt32(2)
+	f.fail("w1")
+	f.fail("w2")
+	f.advance(40 * time.Second)
+	f.mustStep("w1")
+	f.mustStep("w2")
+	f.sync()
+	// Both reconciled on the same cache: w1's fence is not in it when w2
+	// decides.
+	for _, n := range []string{"w1", "w2"} {
+		if _, err := f.reconcile(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.fencer.CallCount(); n != 1 {
+		t.Fatalf("fencer called %d times with maxConcurrent 1", n)
+	}
+	if tk := f.mustTakeover("w2"); tk.Status.Reason != decide.ReasonMaxConcurrent {
+		t.Fatalf("w2: %s/%s, want Paused/MaxConcurrent", tk.Status.Phase, tk.Status.Reason)
+	}
+}
+
+// The wait provider's safe time runs on the acting process's own clock from
+// its first fence call: a Takeover whose timeline (another replica's wall
+// clock) says the safe time passed long ago does not shorten it.
+func TestWaitSafeTimeOnOwnClock(t *testing.T) {
+	f := resumeFixture(t, v1alpha1.PhaseFencing)
+	f.c.fencer = func(config.FenceClass) (fence.Fencer, error) { return fence.Wait{SafeTime: 5 * time.Second}, nil }
+	var tk *v1alpha1.Takeover
+	for range 40 { // the new leader's own window first
+		f.advance(time.Second)
+		f.mustStep(failedNode)
+		if tk = f.mustTakeover(failedNode); tk.PhaseTime(v1alpha1.PhaseFenced) != nil {
+			break
+		}
+	}
+	fenced := tk.PhaseTime(v1alpha1.PhaseFenced)
+	if fenced == nil {
+		f.advance(10 * time.Second)
+		tk = f.stepUntil(failedNode, v1alpha1.PhaseFenced, 3)
+		fenced = tk.PhaseTime(v1alpha1.PhaseFenced)
+	}
+	if since := fenced.Sub(fixtureStart); since < 45*time.Second {
+		t.Fatalf("Fenced %s after the new leader started: less than its own window (40 s) plus the 5 s safe time", since)
+	}
+}
+
+// A crash between creating a Takeover and its first status write leaves no
+// status: the fingerprint written with the object lets the next leader go
+// on, not close the incident.
+func TestTakeoverWithoutStatusResumes(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.mustStep(failedNode)
+	tk := f.mustTakeover(failedNode)
+	tk.Status = v1alpha1.TakeoverStatus{}
+	if err := f.client.Status().Update(f.ctx(), tk); err != nil {
+		t.Fatal(err)
+	}
+	f.newLeader()
+	for range 6 {
+		f.advance(10 * time.Second)
+		f.mustStep(failedNode)
+	}
+	tk = f.stepUntil(failedNode, v1alpha1.PhaseReleased, 5)
+	if f.fencer.CallCount() != 1 || tk.Spec.Heartbeat == "" {
+		t.Fatalf("fencer called %d times, fingerprint %q", f.fencer.CallCount(), tk.Spec.Heartbeat)
+	}
+}
+
+// A node whose Node object was deleted mid-incident still counts toward
+// the storm guard: with another node silent for half the window, it is
+// held.
+func TestStormCountsADeletedNodeWithAnIncident(t *testing.T) {
+	f := newFixture(t)
+	f.fail(failedNode)
+	f.advance(40 * time.Second)
+	f.mustStep(failedNode)
+	f.deleteNode(failedNode)
+	f.fail("w2")
+	f.advance(20 * time.Second) // w2 silent for half the window
+	f.stepOnly(failedNode)
+	if n := f.fencer.CallCount(); n != 0 {
+		t.Fatalf("fenced past the storm guard (%d calls)", n)
+	}
+	if tk := f.mustTakeover(failedNode); tk.Status.Reason != decide.ReasonStormGuard {
+		t.Fatalf("%s/%s, want Paused/StormGuard", tk.Status.Phase, tk.Status.Reason)
+	}
 }

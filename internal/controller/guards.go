@@ -77,7 +77,8 @@ func (c *Controller) count() (tally, []string) {
 		if takenOver[name] {
 			return
 		}
-		if !v.hasNode {
+		node := c.cachedNode(name)
+		if !v.hasNode || node == nil {
 			// A Node deleted mid-incident is still a failed node until its
 			// incident ends: it counts, so that it is not fenced past a
 			// storm another node's silence makes.
@@ -87,9 +88,7 @@ func (c *Controller) count() (tally, []string) {
 			}
 			return
 		}
-		if node := c.cachedNode(name); node == nil {
-			return
-		} else if ok, _ := c.eligible(node); !ok {
+		if ok, _ := c.eligible(node); !ok {
 			return
 		}
 		t.eligible++
