@@ -108,11 +108,7 @@ func TestStormGuardCountsNodesAboutToFail(t *testing.T) {
 // forever: after its workloads moved, a second node's failure is handled.
 func TestReleasedNodeLeavesTheStormCount(t *testing.T) {
 	f := newFixture(t, statefulWorkload()...)
-	f.fail(failedNode)
-	f.advance(40 * time.Second)
-	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 20)
-	f.putPod(mysqlPod("uid-mysql-0-new", "w2", true))
-	f.stepUntil(failedNode, v1alpha1.PhaseWorkloadsReady, 5)
+	f.toWorkloadsReady()
 	f.kube.ClearActions() // the harness's release check reads the calls of one failed node at a time
 	f.fail("w3")
 	for range 6 {
@@ -129,11 +125,7 @@ func TestReleasedNodeLeavesTheStormCount(t *testing.T) {
 // says so.
 func TestAwaitingRebootRecorded(t *testing.T) {
 	f := newFixture(t, statefulWorkload()...)
-	f.fail(failedNode)
-	f.advance(40 * time.Second)
-	f.stepUntil(failedNode, v1alpha1.PhaseReleased, 20)
-	f.putPod(mysqlPod("uid-mysql-0-new", "w2", true))
-	f.stepUntil(failedNode, v1alpha1.PhaseWorkloadsReady, 5)
+	f.toWorkloadsReady()
 	f.revive(failedNode)
 	f.setNodeReady(failedNode, corev1.ConditionTrue, "")
 	for range 3 {
