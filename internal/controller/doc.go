@@ -17,7 +17,7 @@
 //	                                 VolumeAttachments
 //	  -> track         track.go      internal/replacement finds each pod's replacement;
 //	                                 decide.TrackDecision says when the workloads are done
-//	  -> recover       recover.go    the node is back (new bootID where required): taint
+//	  -> recover       actions.go    the node is back (new bootID where required): taint
 //	                                 removed, incident closed
 //
 // Every phase change goes through transition (incident.go), which writes

@@ -16,6 +16,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/fence"
+	"github.com/liberator-dev/liberator/internal/release"
 )
 
 // stepAll reconciles every fixture node once, after the tick's scan.
@@ -319,11 +320,26 @@ func TestTakeoverWithoutStatusResumes(t *testing.T) {
 // the storm guard: with another node silent for half the window, it is
 // held.
 func TestStormCountsADeletedNodeWithAnIncident(t *testing.T) {
+	for _, leaseToo := range []bool{false, true} {
+		t.Run(map[bool]string{false: "LeaseKept", true: "LeaseCollected"}[leaseToo], func(t *testing.T) {
+			stormCountsADeletedNode(t, leaseToo)
+		})
+	}
+}
+
+func stormCountsADeletedNode(t *testing.T, leaseToo bool) {
 	f := newFixture(t)
 	f.fail(failedNode)
 	f.advance(40 * time.Second)
 	f.mustStep(failedNode)
 	f.deleteNode(failedNode)
+	if leaseToo { // the garbage collector deletes a Node's Lease with it
+		if err := f.tracker.Delete(leasesGVR, release.NodeLeaseNamespace, failedNode); err != nil {
+			t.Fatal(err)
+		}
+		f.c.health.forgetNode(failedNode)
+		f.c.health.forgetLease(failedNode)
+	}
 	f.fail("w2")
 	f.advance(20 * time.Second) // w2 silent for half the window
 	f.stepOnly(failedNode)

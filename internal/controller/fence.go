@@ -15,14 +15,15 @@ import (
 )
 
 // fence proves the node off through its class's provider. Before the first
-// call of an attempt it re-reads the Node and Lease live (docs/design.md,
-// rule 2) and takes a concurrency slot.
+// call of an attempt, and before this process's first call of an attempt
+// another leader began, it re-reads the Node and Lease live
+// (docs/design.md, rule 2) and takes a concurrency slot.
 func (c *Controller) fence(ctx context.Context, t *v1alpha1.Takeover, node *corev1.Node) (time.Duration, error) {
 	fc := c.incidentClass(t, node)
 	if fc == nil {
 		return 0, errors.New("no fence class for node") // decide never fences such a node
 	}
-	if t.Status.Phase != v1alpha1.PhaseFencing {
+	if t.Status.Phase != v1alpha1.PhaseFencing || !c.slots.holds(t.Spec.NodeName) {
 		if after, stop, err := c.startFencing(ctx, t, fc); stop || err != nil {
 			return after, err
 		}
@@ -54,10 +55,13 @@ func (c *Controller) startFencing(ctx context.Context, t *v1alpha1.Takeover, fc 
 		after, err := c.abort(ctx, t, d)
 		return after, true, err
 	}
-	if !c.slots.take(t.Spec.NodeName, c.cfg.MaxConcurrent, c.activeNodes()) {
+	if !c.slots.take(t.Spec.NodeName, c.cfg.MaxConcurrent, c.nodesInPhases(v1alpha1.PhaseFencing, v1alpha1.PhaseFenced)) {
 		after, err := c.pause(ctx, t, decide.Decision{Action: decide.Pause, Reason: decide.ReasonMaxConcurrent,
-			Message: fmt.Sprintf("%d takeovers are already under way (maxConcurrent %d)", c.cfg.MaxConcurrent, c.cfg.MaxConcurrent)})
+			Message: fmt.Sprintf("other takeovers hold every slot (maxConcurrent %d)", c.cfg.MaxConcurrent)})
 		return after, true, err
+	}
+	if t.Status.Phase == v1alpha1.PhaseFencing {
+		return 0, false, nil // resuming another leader's attempt: checked, slot taken
 	}
 	t.Status.FenceAttempts++
 	t.Status.NextRetryTime = nil

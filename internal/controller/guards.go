@@ -2,7 +2,6 @@ package controller
 
 import (
 	"sync/atomic"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -33,11 +32,6 @@ func (c *Controller) eligible(n *corev1.Node) (bool, string) {
 	return true, ""
 }
 
-func isUnhealthy(v nodeView, window time.Duration) bool {
-	bad, _ := decide.Unhealthy(v.decideNode(), window)
-	return bad
-}
-
 // decideNode is the view as decide reads a node's health.
 func (v nodeView) decideNode() decide.Node {
 	return decide.Node{Exists: v.hasNode, HasLease: v.hasLease, LeaseStaleFor: v.leaseStale, Ready: v.ready, NotReadyFor: v.notReadyFor}
@@ -46,16 +40,7 @@ func (v nodeView) decideNode() decide.Node {
 // takenOver returns the nodes whose incident released them: their
 // workloads run elsewhere, and they no longer count in the storm guard.
 func (c *Controller) takenOver() map[string]bool {
-	out := map[string]bool{}
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady} {
-		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
-		for _, o := range objs {
-			if t := o.(*v1alpha1.Takeover); !t.Status.Phase.Closed() {
-				out[t.Spec.NodeName] = true
-			}
-		}
-	}
-	return out
+	return c.nodesInPhases(v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady)
 }
 
 // tally is one count of the eligible nodes: the unhealthy ones, the
@@ -79,22 +64,16 @@ func (c *Controller) count() (tally, []string) {
 		}
 		node := c.cachedNode(name)
 		if !v.hasNode || node == nil {
-			// A Node deleted mid-incident is still a failed node until its
-			// incident ends: it counts, so that it is not fenced past a
-			// storm another node's silence makes.
-			if c.openTakeover(name) != nil {
-				t.eligible++
-				t.unhealthy++
-			}
-			return
+			return // counted below if it has an open incident
 		}
 		if ok, _ := c.eligible(node); !ok {
 			return
 		}
 		t.eligible++
 		n := v.decideNode()
+		bad, _ := decide.Unhealthy(n, window)
 		switch {
-		case isUnhealthy(v, window):
+		case bad:
 			t.unhealthy++
 			unhealthy = append(unhealthy, name)
 		case v.hasLease && v.leaseStale >= window/2:
@@ -103,6 +82,15 @@ func (c *Controller) count() (tally, []string) {
 			t.notReadyLeaseLive++
 		}
 	})
+	// A Node deleted mid-incident (its Lease perhaps collected with it) is
+	// still a failed node until its incident ends: it counts, so that it is
+	// not fenced past a storm another node's silence makes.
+	for name := range c.nodesInPhases(v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseFailed, v1alpha1.PhasePaused) {
+		if c.cachedNode(name) == nil {
+			t.eligible++
+			t.unhealthy++
+		}
+	}
 	return t, unhealthy
 }
 
@@ -176,16 +164,9 @@ func (c *Controller) apiResult(op string, err error) {
 
 // active counts other incidents in Fencing or Fenced.
 func (c *Controller) active(except string) int {
-	n := 0
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
-		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
-		for _, o := range objs {
-			if o.(*v1alpha1.Takeover).Spec.NodeName != except {
-				n++
-			}
-		}
-	}
-	return n
+	nodes := c.nodesInPhases(v1alpha1.PhaseFencing, v1alpha1.PhaseFenced)
+	delete(nodes, except)
+	return len(nodes)
 }
 
 func boolGauge(b bool) float64 {

@@ -66,7 +66,18 @@ func (c *Controller) addHandlers() error {
 	}
 	podChanged := func(any) { c.enqueueReleased() }
 	if _, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged,
+		AddFunc: podChanged, DeleteFunc: podChanged,
+		UpdateFunc: func(old, o any) {
+			// Only what the replacement model reads matters to a released
+			// incident: a status heartbeat of some pod elsewhere does not.
+			if a, ok := old.(*podInfo); ok {
+				if b, ok := o.(*podInfo); ok && a.Ready == b.Ready && a.NodeName == b.NodeName &&
+					a.Phase == b.Phase && (a.DeletionTimestamp == nil) == (b.DeletionTimestamp == nil) {
+					return
+				}
+			}
+			podChanged(o)
+		},
 	}); err != nil {
 		return err
 	}
@@ -76,7 +87,13 @@ func (c *Controller) addHandlers() error {
 		}
 	}
 	_, err := c.takeovers.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: tkChanged, UpdateFunc: func(_, o any) { tkChanged(o) }, DeleteFunc: tkChanged,
+		AddFunc: tkChanged, UpdateFunc: func(_, o any) { tkChanged(o) },
+		DeleteFunc: func(o any) {
+			if t, ok := tombstone(o).(*v1alpha1.Takeover); ok {
+				c.forgetSeen(t) // its slot goes when its node is next reconciled
+			}
+			tkChanged(o)
+		},
 	})
 	return err
 }

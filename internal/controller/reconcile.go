@@ -16,6 +16,9 @@ import (
 func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration, error) {
 	node := c.cachedNode(name)
 	tk := c.openTakeover(name)
+	if tk == nil {
+		c.slots.give(name) // its Takeover was deleted mid-fence, say
+	}
 	d := decide.Decide(c.input(name, node, tk, false))
 	if tk != nil && !noop(d, tk) {
 		// An incident is to move on: act on the API server's copy, never
@@ -29,7 +32,9 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 		if live == nil || live.Status.Phase.Closed() {
 			live = nil
 		}
-		d = decide.Decide(c.input(name, node, live, true))
+		// The guards use a count taken now for the decisions they hold.
+		fresh := d.Action == decide.Open || d.Action == decide.Fence || d.Action == decide.Release
+		d = decide.Decide(c.input(name, node, live, fresh))
 		tk = live
 	}
 	c.m.Decisions.WithLabelValues(string(d.Action)).Inc()

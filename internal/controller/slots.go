@@ -55,11 +55,18 @@ func (s *fenceSlots) give(node string) {
 	delete(s.held, node)
 }
 
-// activeNodes returns the nodes whose cached incident is in Fencing or
-// Fenced.
-func (c *Controller) activeNodes() map[string]bool {
+// holds reports whether node holds a slot.
+func (s *fenceSlots) holds(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[node]
+}
+
+// nodesInPhases returns the nodes whose cached incident is in one of the
+// phases.
+func (c *Controller) nodesInPhases(phases ...v1alpha1.Phase) map[string]bool {
 	out := map[string]bool{}
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseFencing, v1alpha1.PhaseFenced} {
+	for _, p := range phases {
 		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
 		for _, o := range objs {
 			out[o.(*v1alpha1.Takeover).Spec.NodeName] = true
