@@ -208,11 +208,13 @@ func (c *Controller) cachedVAs(node string) []*storagev1.VolumeAttachment {
 	return out
 }
 
+// cachedVANames returns the names of the node's cached VolumeAttachments,
+// sorted.
 func (c *Controller) cachedVANames(node string) []string {
-	objs, _ := c.vas.GetIndexer().ByIndex(byNode, node)
-	names := make([]string, 0, len(objs))
-	for _, o := range objs {
-		names = append(names, o.(*storagev1.VolumeAttachment).Name)
+	vas := c.cachedVAs(node)
+	names := make([]string, 0, len(vas))
+	for _, va := range vas {
+		names = append(names, va.Name)
 	}
 	sort.Strings(names)
 	return names

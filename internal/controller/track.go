@@ -50,12 +50,13 @@ func (c *Controller) findReplacements(t *v1alpha1.Takeover) (bool, []string) {
 		}
 	}
 	now := metav1.NewMicroTime(c.clock.Now())
+	owned := map[string][]replacement.Pod{} // one cache read per owner, not per moved pod
 	for i := range t.Status.MovedPods {
 		m := &t.Status.MovedPods[i]
 		if m.OwnerKind == "" || m.ReadyTime != nil {
 			continue
 		}
-		r := c.replacement(t.Spec.NodeName, m, claimed)
+		r := c.replacement(t.Spec.NodeName, m, claimed, owned)
 		if r == nil {
 			waiting = append(waiting, m.Namespace+"/"+m.Name)
 			continue
@@ -82,8 +83,9 @@ func (c *Controller) powerOn(ctx context.Context, t *v1alpha1.Takeover) {
 
 // replacement finds, by the replacement model (internal/replacement), the
 // pod Ready on another node that took over m, skipping those already
-// claimed by another moved pod.
-func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed map[string]bool) *replacement.Pod {
+// claimed by another moved pod; owned memoizes the owners' pods for one
+// tracking pass.
+func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed map[string]bool, owned map[string][]replacement.Pod) *replacement.Pod {
 	moved := replacement.Moved{Namespace: m.Namespace, Name: m.Name, UID: types.UID(m.UID), OwnerKind: m.OwnerKind,
 		OwnerUID: types.UID(m.OwnerUID), From: failed, Siblings: replacement.Set(m.SiblingUIDs)}
 	var candidates []replacement.Pod
@@ -92,9 +94,12 @@ func (c *Controller) replacement(failed string, m *v1alpha1.MovedPod, claimed ma
 			candidates = append(candidates, o.(*podInfo).candidate())
 		}
 	} else {
-		candidates = c.ownedPods(m.OwnerUID)
+		if _, ok := owned[m.OwnerUID]; !ok {
+			owned[m.OwnerUID] = c.ownedPods(m.OwnerUID)
+		}
+		candidates = owned[m.OwnerUID]
 	}
-	unclaimed := candidates[:0]
+	var unclaimed []replacement.Pod
 	for _, p := range candidates {
 		if !claimed[p.Namespace+"/"+p.Name] {
 			unclaimed = append(unclaimed, p)
