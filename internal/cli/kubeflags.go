@@ -74,15 +74,7 @@ func (k *kubeFlags) clients() (*clients, error) {
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, err
-	}
-	scheme, err := kubeutil.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	tk, err := client.New(rc, client.Options{Scheme: scheme})
+	kube, tk, err := kubeutil.Clients(rc)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,10 @@ package kubeutil
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 )
@@ -18,4 +21,23 @@ func Scheme() (*runtime.Scheme, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Clients builds, on one REST config, the typed clientset and a
+// controller-runtime client (with watch) that knows the Takeover kind: what
+// the controller and the commands both need.
+func Clients(rc *rest.Config) (kubernetes.Interface, client.WithWatch, error) {
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := client.NewWithWatch(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube, cl, nil
 }

@@ -87,19 +87,11 @@ func newClients(o *Options) (*clients, error) {
 		return nil, err
 	}
 	rc.UserAgent = "liberator-controller/" + o.Version
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, cl, err := kubeutil.Clients(rc)
 	if err != nil {
 		return nil, err
 	}
-	scheme, err := kubeutil.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := client.NewWithWatch(rc, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
-	return &clients{kube: kube, client: cl, scheme: scheme}, nil
+	return &clients{kube: kube, client: cl, scheme: cl.Scheme()}, nil
 }
 
 // restConfig loads the kubeconfig named by the flags, KUBECONFIG, or the
