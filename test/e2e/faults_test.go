@@ -626,18 +626,7 @@ func partition(t *testing.T, scenario string, cut int) {
 	requireIPMI(t)
 	e := newEnv(t, bed.Options{Workers: 5, LeaseDurationSeconds: fastLease})
 	lab := e.startIPMILab(fmt.Sprintf("part-%d-%d", cut, time.Now().UnixNano()%1e6))
-	o := newOracle(e, scenario, func() map[string]int {
-		out := map[string]int{}
-		for n, b := range lab.bmcs {
-			out[n] = 0
-			for _, ev := range b.Events() {
-				if strings.HasSuffix(ev, "power 0") {
-					out[n]++
-				}
-			}
-		}
-		return out
-	})
+	o := newOracle(e, scenario, lab.powerOffs)
 	var nodes strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(lab.bmcs)) {
 		fmt.Fprintf(&nodes, "      %s: {address: %s, port: %d}\n", name, lab.bmcs[name].Addr, lab.bmcs[name].Port)

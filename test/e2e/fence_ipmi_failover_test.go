@@ -140,6 +140,8 @@ func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	}
 	old := e.deployMySQL()
 	t.Logf("mysql-0 runs on %s; cutting %s off the network (its BMC still says on)", old, old)
+	o := newOracle(e, "scenario=ipmi_"+profile, lab.powerOffs)
+	o.fail(old)
 
 	t0 := time.Now()
 	if err := e.c.CutOff(old); err != nil {
@@ -195,6 +197,7 @@ func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	t.Logf("fence output: %s", tk.Status.FenceOutput)
 	t.Logf("RTO (cut-off to mysql-0 Ready on %s): %.1fs; fencing took %.1fs", p.Spec.NodeName, rto.Seconds(), fenceTime.Seconds())
 	fmt.Printf("RESULT scenario=ipmi profile=%s strategy=OutOfServiceTaint rto_seconds=%.1f fence_seconds=%.2f\n", profile, rto.Seconds(), fenceTime.Seconds())
+	o.finish(fmt.Sprintf("mysql-0 Ready on %s; rto_seconds=%.1f fence_seconds=%.2f", p.Spec.NodeName, rto.Seconds(), fenceTime.Seconds()))
 	e.expectEvent(old, "Fenced")
 	if !release.HasTaint(e.node(old)) {
 		t.Fatalf("node %s does not carry the out-of-service taint", old)

@@ -303,3 +303,31 @@ func (e *env) podUID(ns, name string) (string, string) {
 	}
 	return string(p.UID), p.Spec.NodeName
 }
+
+// fenceAttempts is the oracle's power-off count for scenarios fenced by the
+// wait provider, which has no BMC: per node, the fence attempts liberator
+// made on its Takeovers (each would be a power-off with a power fence).
+func (e *env) fenceAttempts() map[string]int {
+	out := map[string]int{}
+	for _, n := range e.c.Nodes() {
+		out[n] = 0
+		for _, t := range e.takeovers(n) {
+			out[n] += int(t.Status.FenceAttempts)
+		}
+	}
+	return out
+}
+
+// powerOffs counts, per node, the power-off requests its ipmi_sim BMC got.
+func (lab *ipmiLab) powerOffs() map[string]int {
+	out := map[string]int{}
+	for n, b := range lab.bmcs {
+		out[n] = 0
+		for _, ev := range b.Events() {
+			if strings.HasSuffix(ev, "power 0") {
+				out[n]++
+			}
+		}
+	}
+	return out
+}

@@ -21,12 +21,15 @@ import (
 func (e *env) failover(title string, timeout time.Duration) (string, v1alpha1.Takeover, time.Duration) {
 	e.t.Helper()
 	old := e.deployMySQL()
+	o := newOracle(e, strings.ReplaceAll(title, " ", "_"), e.fenceAttempts)
+	o.fail(old)
 	t0 := time.Now()
 	if err := e.c.PowerOff(old); err != nil {
 		e.t.Fatal(err)
 	}
 	p := e.readyPod("default", "mysql-0", old, timeout)
 	rto := time.Since(t0)
+	defer func() { o.finish(fmt.Sprintf("mysql-0 Ready on %s; rto_seconds=%.1f", p.Spec.NodeName, rto.Seconds())) }()
 	tk := e.takeoverIn(old, v1alpha1.PhaseWorkloadsReady, time.Minute)
 	checkOrder(e.t, tk, v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady)
 	if va := e.attachment("pv-mysql-0", old); va != nil {

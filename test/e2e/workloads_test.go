@@ -46,11 +46,15 @@ func TestReplicatedMySQL(t *testing.T) {
 			t.Fatalf("%s shares node %s with mysql-2 despite the example's anti-affinity", name, victim)
 		}
 	}
+	o := newOracle(e, "replicated_MySQL", e.fenceAttempts)
+	o.fail(victim)
 	t0 := time.Now()
 	if err := e.c.PowerOff(victim); err != nil {
 		t.Fatal(err)
 	}
 	p := e.readyPod("default", "mysql-2", victim, 2*time.Minute)
+	ready := time.Since(t0)
+	defer func() { o.finish(fmt.Sprintf("mysql-2 Ready on %s after %.1fs", p.Spec.NodeName, ready.Seconds())) }()
 	t.Logf("mysql-2 Ready on %s %.1fs after its node %s lost power", p.Spec.NodeName, time.Since(t0).Seconds(), victim)
 	for _, name := range []string{"mysql-0", "mysql-1"} {
 		q, err := e.pod("default", name)
@@ -85,6 +89,8 @@ func TestRWODeployment(t *testing.T) {
 		return podReady(&first), nil
 	})
 	old := first.Spec.NodeName
+	o := newOracle(e, "scenario=10_iSCSI_Deployment", e.fenceAttempts)
+	o.fail(old)
 	t0 := time.Now()
 	if err := e.c.PowerOff(old); err != nil {
 		t.Fatal(err)
@@ -112,4 +118,5 @@ func TestRWODeployment(t *testing.T) {
 	timeline(t, "scenario 10: iSCSI Deployment", t0, tk)
 	t.Logf("RTO (power-off to %s Ready on %s): %.1fs; Kubernetes alone takes 5 min to evict it", repl.Name, repl.Spec.NodeName, rto.Seconds())
 	fmt.Printf("RESULT scenario=10 profile=fast rto_seconds=%.1f\n", rto.Seconds())
+	o.finish(fmt.Sprintf("%s Ready on %s; rto_seconds=%.1f", repl.Name, repl.Spec.NodeName, rto.Seconds()))
 }
