@@ -30,6 +30,23 @@ func NodeOf(leaseName string) (string, bool) {
 	return n, ok && n != ""
 }
 
+// NodeLabel is on every agent Lease, with the node's name as its value, so
+// that the controller can watch agent Leases by label selector.
+const NodeLabel = "agent.liberator.dev/node"
+
+// Defaults of the agent's bounds: an isolation bound of 22 s, under the
+// controller's 40 s window, with a watchdog timeout common on servers.
+var DefaultBounds = Bounds{
+	WatchdogTimeout: 10 * time.Second,
+	CheckInterval:   time.Second,
+	RenewInterval:   2 * time.Second,
+	APITimeout:      10 * time.Second,
+	PeerTimeout:     time.Second,
+}
+
+// DefaultPeerPort is the UDP port agents answer their peers on.
+const DefaultPeerPort = 9447
+
 // Annotation keys. The agent writes every key but FenceRequest; the
 // controller writes FenceRequest only.
 const (
@@ -154,6 +171,10 @@ func (p Published) Apply(l *coordinationv1.Lease) {
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	l.Labels[NodeLabel] = p.Node
 	a := l.Annotations
 	a[Armed] = strconv.FormatBool(p.Armed)
 	a[WatchdogTimeout] = p.WatchdogTimeout.String()
