@@ -54,7 +54,7 @@ fencing:
 			`fencing.classes[0].address: invalid value "http://10.0.0.5": must be https`},
 		{"wrong kind", "apiVersion: config.liberator.dev/v1alpha1\nkind: Config\n", `kind: invalid value "Config": must be ControllerConfig`},
 		{"wait without safeTime", head + "fencing: {classes: [{name: x, provider: wait}]}\n", `fencing.classes[0].wait.safeTime`},
-		{"unknown provider", head + "fencing: {classes: [{name: x, provider: ipmi}]}\n", `fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, wait, none`},
+		{"unknown provider", head + "fencing: {classes: [{name: x, provider: ipmi}]}\n", `fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, agent, wait, none`},
 		{"fence agent", head + `fenceCheckInterval: 30s
 fencing:
   classes:

@@ -37,8 +37,9 @@ func Default() *Config {
 	}
 }
 
-// applyClassDefaults fills in each fence class's timeout and, for the
-// fence-agent and redfish providers, its action.
+// applyClassDefaults fills in each fence class's timeout, for the
+// fence-agent and redfish providers its action, and for the agent provider
+// its selfFence block.
 func (c *Config) applyClassDefaults() {
 	for i := range c.Fencing.Classes {
 		fc := &c.Fencing.Classes[i]
@@ -47,6 +48,10 @@ func (c *Config) applyClassDefaults() {
 		}
 		if fc.Action == "" && fc.HasPowerFence() {
 			fc.Action = ActionOff
+		}
+		if fc.Provider == ProviderAgent {
+			sf := fc.SelfFenceOrDefault()
+			fc.SelfFence = &sf
 		}
 	}
 }

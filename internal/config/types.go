@@ -27,6 +27,9 @@ const (
 	ProviderWait       = "wait"
 	ProviderFenceAgent = "fence-agent"
 	ProviderRedfish    = "redfish"
+	// ProviderAgent fences with the liberator agent on the node: its
+	// watchdog resets the node (docs/design.md, "Self-fencing").
+	ProviderAgent = "agent"
 )
 
 // Fence actions of the fence-agent and redfish providers.
@@ -130,10 +133,13 @@ type FenceClass struct {
 	NodeSelector string `json:"nodeSelector"`
 	// NodeNames matches nodes by name (in addition to NodeSelector).
 	NodeNames []string `json:"nodeNames"`
-	// Provider is "fence-agent", "redfish", "wait" or "none".
+	// Provider is "fence-agent", "redfish", "agent", "wait" or "none".
 	Provider string `json:"provider"`
 	// Wait configures the wait provider.
 	Wait *WaitFence `json:"wait,omitempty"`
+	// SelfFence configures the agent provider (the liberator agent's
+	// watchdog); its fields take their defaults when left out.
+	SelfFence *SelfFence `json:"selfFence,omitempty"`
 	// Timeout bounds one fence call.
 	Timeout Duration `json:"timeout"`
 
@@ -239,6 +245,43 @@ func (fc *FenceClass) HasPowerFence() bool {
 type WaitFence struct {
 	SafeTime Duration `json:"safeTime"`
 }
+
+// SelfFence is what the agent provider accepts from the liberator agents of
+// its class's nodes.
+type SelfFence struct {
+	// Margin is added to every bound an agent publishes, for the rates of
+	// the controller's, the agent's and the watchdog's clocks and for how
+	// late a watch event may reach the controller. At least 1s and 3% of
+	// maxIsolation.
+	Margin Duration `json:"margin"`
+	// MaxIsolation is the longest isolation bound, plus margin, accepted
+	// from an agent: how long after its last renewal a cut-off node has
+	// been reset by its watchdog. A node whose agent publishes more is not
+	// fenceable (its FenceReady condition says so).
+	MaxIsolation Duration `json:"maxIsolation"`
+}
+
+// SelfFenceOrDefault returns the class's selfFence block with the defaults
+// in place of what is left out.
+func (fc *FenceClass) SelfFenceOrDefault() SelfFence {
+	var sf SelfFence
+	if fc.SelfFence != nil {
+		sf = *fc.SelfFence
+	}
+	if sf.Margin.Duration == 0 {
+		sf.Margin = Duration{DefaultSelfFenceMargin}
+	}
+	if sf.MaxIsolation.Duration == 0 {
+		sf.MaxIsolation = Duration{DefaultSelfFenceMaxIsolation}
+	}
+	return sf
+}
+
+// Defaults of the agent provider's selfFence block.
+const (
+	DefaultSelfFenceMargin       = 2 * time.Second
+	DefaultSelfFenceMaxIsolation = 60 * time.Second
+)
 
 // Retry is an exponential backoff.
 type Retry struct {

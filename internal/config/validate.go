@@ -123,11 +123,12 @@ func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool)
 		if fc.Wait == nil || fc.Wait.SafeTime.Duration <= 0 {
 			p.add(f+".wait.safeTime", "", "the wait provider needs a positive wait.safeTime")
 		}
-	case ProviderFenceAgent, ProviderRedfish:
+	case ProviderFenceAgent, ProviderRedfish, ProviderAgent:
 	default:
-		p.add(f+".provider", fc.Provider, "must be one of fence-agent, redfish, wait, none")
+		p.add(f+".provider", fc.Provider, "must be one of fence-agent, redfish, agent, wait, none")
 	}
 	validatePowerFence(p, f, fc)
+	validateSelfFence(p, f, fc)
 	if fc.Timeout.Duration <= 0 {
 		p.add(f+".timeout", fc.Timeout.Duration, "must be a positive duration")
 	}

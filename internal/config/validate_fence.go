@@ -2,12 +2,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -262,4 +264,41 @@ func loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Lower limits of the agent provider's margin: it covers how late a watch
+// event may arrive (minMargin) and how far the clocks' rates may differ over
+// the longest wait, maxIsolation (marginPercent of it).
+const (
+	minMargin     = time.Second
+	marginPercent = 3
+)
+
+// validateSelfFence checks the agent provider's selfFence block (nil takes
+// the defaults), and that no other provider has one.
+func validateSelfFence(p *problems, f string, fc *FenceClass) {
+	if fc.Provider != ProviderAgent {
+		if fc.SelfFence != nil {
+			p.add(f+".selfFence", "set", "only the agent provider takes selfFence (provider is "+fc.Provider+")")
+		}
+		return
+	}
+	if fc.Wait != nil {
+		p.add(f+".wait", "set", "only the wait provider takes wait; the agent provider waits for the bounds its agents publish (selfFence)")
+	}
+	sf := fc.SelfFenceOrDefault()
+	margin, maxIso := sf.Margin.Duration, sf.MaxIsolation.Duration
+	least := max(minMargin, maxIso*marginPercent/100)
+	switch {
+	case margin <= 0:
+		p.add(f+".selfFence.margin", margin, "must be a positive duration such as \"2s\"")
+	case margin < least:
+		p.add(f+".selfFence.margin", margin, fmt.Sprintf("cannot cover clock rates and watch delays: want at least %s and %d%% of maxIsolation (%s)", minMargin, marginPercent, least))
+	}
+	switch {
+	case maxIso <= 0:
+		p.add(f+".selfFence.maxIsolation", maxIso, "must be a positive duration such as \"60s\"")
+	case maxIso <= margin:
+		p.add(f+".selfFence.maxIsolation", maxIso, fmt.Sprintf("must exceed the margin %s: it is an agent's isolation bound plus the margin", margin))
+	}
 }
