@@ -16,6 +16,9 @@ type Target struct {
 	Node string
 	// Class is the node's fence class from the configuration.
 	Class config.FenceClass
+	// Takeover names the incident's Takeover (the agent provider writes it
+	// on the agent's Lease as its fence request).
+	Takeover string
 	// DetectedAt is when the incident was detected.
 	DetectedAt time.Time
 	// Now is the current time.
@@ -74,6 +77,10 @@ type Factory struct {
 	Secrets SecretGetter
 	// Namespace is where the Secrets live (for messages).
 	Namespace string
+	// Agent builds the agent provider's Fencer, which needs the
+	// controller's view of the agent Leases; nil makes every agent class
+	// fail with a clear error.
+	Agent func(config.FenceClass) (Fencer, error)
 }
 
 // For returns the Fencer for a fence class, with no access to Secrets.
@@ -96,6 +103,11 @@ func (f Factory) For(c config.FenceClass) (Fencer, error) {
 		return &Agent{Class: c, Creds: f.creds}, nil
 	case config.ProviderRedfish:
 		return &Redfish{Class: c, Creds: f.creds}, nil
+	case config.ProviderAgent:
+		if f.Agent == nil {
+			return nil, fmt.Errorf("fence class %q: the agent provider needs the controller's view of the agent Leases", c.Name)
+		}
+		return f.Agent(c)
 	default:
 		return nil, fmt.Errorf("fence class %q: unknown provider %q", c.Name, c.Provider)
 	}

@@ -2,6 +2,7 @@ package fence
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +42,13 @@ func TestUnknownProvider(t *testing.T) {
 	}
 	if _, err := For(config.FenceClass{Name: "x", Provider: "wait"}); err == nil {
 		t.Fatal("wait without safeTime accepted")
+	}
+	if _, err := For(config.FenceClass{Name: "x", Provider: config.ProviderAgent}); err == nil || !strings.Contains(err.Error(), "agent Leases") {
+		t.Fatalf("agent provider without the controller's view: %v", err)
+	}
+	want := &Fake{}
+	f := Factory{Agent: func(c config.FenceClass) (Fencer, error) { return want, nil }}
+	if got, err := f.For(config.FenceClass{Name: "x", Provider: config.ProviderAgent}); err != nil || got != want {
+		t.Fatalf("agent provider: %v, %v", got, err)
 	}
 }
