@@ -4,11 +4,15 @@
 #
 #  1. `helm template` with the default values and `kustomize build
 #     config/default` give the same objects, and so do `--set
-#     mode=DaemonSet` and config/overlays/daemonset. Both sides go through
+#     mode=DaemonSet` and config/overlays/daemonset, and `--set
+#     agent.enabled=true` (with the peer key Secret the user creates) and
+#     config/overlays/agent (config/components/agent). Both sides go through
 #     hack/normalize-manifests (sorted, Helm-only labels dropped, the
 #     controller config compared as the controller reads it); a difference
 #     fails with a diff.
-#  2. the chart's CRD is the generated one, and `helm lint --strict` passes.
+#  2. the chart's CRD is the generated one, and `helm lint --strict` passes;
+#     with agent.enabled and no existing Secret the chart makes the peer key
+#     Secret (32 random bytes) and the agents mount it.
 #  3. every values file in hack/testdata/chart-values/valid renders, and the
 #     controller accepts the config the chart writes from it.
 #  4. every values file in hack/testdata/chart-values is rejected by
@@ -50,6 +54,7 @@ compare() { # name, kustomization, helm flags...
 }
 compare default config/default
 compare daemonset config/overlays/daemonset --set mode=DaemonSet
+compare agent config/overlays/agent --set agent.enabled=true --set agent.peerKey.existingSecret=liberator-agent-peer
 
 # 2. CRD copy and lint.
 if ! cmp -s config/crd/bases/liberator.dev_takeovers.yaml "$chart/crds/liberator.dev_takeovers.yaml"; then
@@ -62,6 +67,28 @@ fi
 if "$helm" template liberator "$chart" --set namespace.create=false | grep -q '^kind: Namespace$'; then
 	fail "namespace.create=false still renders a Namespace"
 fi
+# The peer key: made by the chart unless agent.peerKey.existingSecret names
+# one, and mounted by the agents either way.
+peer_key_check() { # rendered manifests, expected Secret name, whether the chart makes it
+	local y=$1 name=$2 makes=$3 key
+	if ! grep -q "secretName: $name\$" "$y"; then
+		fail "agent.peerKey: the agent DaemonSet does not mount the Secret $name"
+	fi
+	key=$(awk '/^kind: Secret$/ {s=1} s && /^  key: / {print $2; exit}' "$y")
+	if [ "$makes" = no ]; then
+		if grep -q '^kind: Secret$' "$y"; then
+			fail "agent.peerKey.existingSecret=$name still renders a Secret"
+		fi
+	elif [ -z "$key" ]; then
+		fail "agent.enabled=true without agent.peerKey.existingSecret renders no peer key Secret"
+	elif [ "$(printf '%s' "$key" | base64 -d | base64 -d | wc -c)" -lt 32 ]; then
+		fail "the chart's peer key is shorter than 32 bytes"
+	fi
+}
+"$helm" template liberator "$chart" --set agent.enabled=true >"$tmp/agent-secret.yaml"
+peer_key_check "$tmp/agent-secret.yaml" liberator-agent-peer yes
+"$helm" template liberator "$chart" --set agent.enabled=true --set agent.peerKey.existingSecret=my-peer-key >"$tmp/agent-existing.yaml"
+peer_key_check "$tmp/agent-existing.yaml" my-peer-key no
 
 # 3. Valid values files.
 for f in hack/testdata/chart-values/valid/*.yaml; do

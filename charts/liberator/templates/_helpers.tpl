@@ -33,6 +33,11 @@ app.kubernetes.io/component: controller
 {{- define "liberator.configFile" -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $_ := set $cfg.leaderElection "namespace" (include "liberator.leaderNamespace" .) -}}
+{{- if and .Values.agent.enabled .Values.agent.fenceClass -}}
+{{- $fc := deepCopy .Values.agent.fenceClass -}}
+{{- $_ = set $fc "provider" "agent" -}}
+{{- $_ = set $cfg.fencing "classes" (append ($cfg.fencing.classes | default list) $fc) -}}
+{{- end -}}
 {{- $_ = set $cfg "apiVersion" "config.liberator.dev/v1alpha1" -}}
 {{- $_ = set $cfg "kind" "ControllerConfig" -}}
 {{- toYaml $cfg -}}
@@ -45,4 +50,27 @@ app.kubernetes.io/component: controller
 {{- fail (printf "cannot take a port from the address %q: write it as \":PORT\" or \"HOST:PORT\"" .) -}}
 {{- end -}}
 {{- $p -}}
+{{- end }}
+
+{{/* Labels of the agent DaemonSet and its pods. */}}
+{{- define "liberator.agentLabels" -}}
+app.kubernetes.io/name: liberator
+app.kubernetes.io/component: agent
+app.kubernetes.io/part-of: liberator
+{{- end }}
+
+{{/* The selector of the agent pods. Never change it: it is immutable. */}}
+{{- define "liberator.agentSelectorLabels" -}}
+app.kubernetes.io/name: liberator
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{/* The agent image: agent.image, or the controller's where empty. */}}
+{{- define "liberator.agentImage" -}}
+{{- printf "%s:%s" (.Values.agent.image.repository | default .Values.image.repository) (.Values.agent.image.tag | default .Values.image.tag) -}}
+{{- end }}
+
+{{/* The name of the Secret with the agents' peer key. */}}
+{{- define "liberator.agentPeerSecret" -}}
+{{- .Values.agent.peerKey.existingSecret | default "liberator-agent-peer" -}}
 {{- end }}
