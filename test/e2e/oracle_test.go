@@ -146,8 +146,9 @@ func (o *oracle) overlaps() []string {
 
 // oldRuns reports whether the pod still ran on its node at the instant at:
 // a cut-off node keeps running what it ran (deleting the object does not
-// reach it) until it is powered off; a node that is on runs the pod while
-// its object exists; a node that is off runs nothing.
+// reach it) until it is powered off or reset by its watchdog; a node that
+// is on runs the pod while its object exists; a node that is off or reset
+// runs nothing.
 func oldRuns(p podRecord, hist []bed.Transition, at time.Time) bool {
 	state, since := "", time.Time{}
 	offSinceStart := false
@@ -156,7 +157,7 @@ func oldRuns(p podRecord, hist []bed.Transition, at time.Time) bool {
 			break
 		}
 		state, since = tr.State, tr.Time
-		if tr.State == "off" && tr.Time.After(p.running) {
+		if tr.Off() && tr.Time.After(p.running) {
 			offSinceStart = true
 		}
 	}

@@ -45,6 +45,15 @@ type Options struct {
 	// to value). They override the defaults, which are Kubernetes' own:
 	// node-monitor-grace-period=50s, node-monitor-period=5s.
 	KCMFlags map[string]string
+	// Isolated puts every worker in a network namespace of its own on a
+	// bridge of the cluster's, with a watchdog device, ready for an agent
+	// (StartAgents): the bed can then cut it off for real (Partition). It
+	// needs root and ip(8). See netns.go.
+	Isolated bool
+	// RebootAfterReset is how long a node reset by its watchdog stays off
+	// before it boots again (once it is not partitioned); 0 keeps it off
+	// until PowerOn.
+	RebootAfterReset time.Duration
 	// BinDir holds the test-bed binaries; empty means Binaries().
 	BinDir string
 	// Log receives progress lines; nil discards them.
@@ -67,8 +76,15 @@ type Cluster struct {
 	nodes map[string]*simNode
 	order []string
 
+	runCtx  context.Context
 	cancel  context.CancelFunc
 	volumes *volumeSim
+
+	// net is the bridge of the isolated nodes (nil without Options.Isolated);
+	// agent is how their agents run (nil until StartAgents).
+	net         *network
+	agent       *agentSetup
+	rebootAfter time.Duration
 
 	// components are the control-plane processes as kwokctl started them
 	// (see StopComponent).
@@ -132,7 +148,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		logf:   logf,
 		lease:  opts.LeaseDurationSeconds,
 		nodes:  map[string]*simNode{},
+		runCtx: runCtx,
 		cancel: cancel,
+
+		rebootAfter: opts.RebootAfterReset,
 	}
 	defer func() {
 		if err != nil {
@@ -148,6 +167,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	logf("bed: control plane up in %s", time.Since(begin).Round(time.Millisecond))
 
+	if opts.Isolated {
+		if err := c.setupNetwork(); err != nil {
+			return nil, err
+		}
+	}
 	if c.stages, err = writeStages(dir); err != nil {
 		return nil, fmt.Errorf("bed: %w", err)
 	}
@@ -165,9 +189,18 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			controlPlane: name == ControlPlaneNode,
 			log:          filepath.Join(dir, "nodes", name+".log"),
 			pidFile:      filepath.Join(dir, "nodes", name+".pid"),
+			bootIDFile:   filepath.Join(dir, "nodes", name+".boot_id"),
 		}
 		c.nodes[name] = n
 		c.order = append(c.order, name)
+		if err := n.newBootID(); err != nil {
+			return nil, err
+		}
+		if opts.Isolated && !n.controlPlane {
+			if err := c.isolate(n); err != nil {
+				return nil, err
+			}
+		}
 		if err := c.createNode(ctx, n); err != nil {
 			return nil, err
 		}
@@ -422,11 +455,21 @@ func (c *Cluster) shutdown(remove bool) error {
 	var errs []error
 	c.mu.Lock()
 	for _, name := range c.order {
-		if err := c.nodes[name].kill(); err != nil {
+		n := c.nodes[name]
+		if err := n.kill(); err != nil {
 			errs = append(errs, fmt.Errorf("stop kwok of %s: %w", name, err))
+		}
+		if err := n.killAgent(); err != nil {
+			errs = append(errs, fmt.Errorf("stop agent of %s: %w", name, err))
+		}
+		if n.watchdog != nil {
+			if err := n.watchdog.close(); err != nil {
+				errs = append(errs, fmt.Errorf("close watchdog of %s: %w", name, err))
+			}
 		}
 	}
 	c.mu.Unlock()
+	c.removeNet()
 	leftover := recordedPIDs(c.dir)
 	if c.kubeconfig != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

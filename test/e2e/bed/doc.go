@@ -10,6 +10,16 @@
 // Stop removes; Start stops and removes what a killed test process left
 // there.
 //
+// With Options.Isolated (root only) every worker lives in a network
+// namespace of its own, attached to a bridge of the cluster's: its kwok, and
+// the liberator agent that StartAgents runs beside it, reach the API server
+// at the bridge's address and their peers over the bridge, so Partition cuts
+// a node off for real (from the API only, or from everything) and Heal
+// reconnects it. Each such node has a fake watchdog device (a unix socket,
+// see watchdog); when it is not fed in time the bed resets the node: its kwok
+// and agent are killed, its history records "reset", and it boots again
+// later with a new boot ID and a new agent (Options.RebootAfterReset).
+//
 // # What the bed shows (kwok v0.8.0, Kubernetes v1.36.3)
 //
 //   - Start takes about 5 s with cached binaries (control plane ~4.5 s,

@@ -34,6 +34,9 @@ const (
 	powerOff
 	// cutOff: the node is unreachable but keeps running its workloads.
 	cutOff
+	// watchdogReset: the node's watchdog reset it; nothing of it runs
+	// until it boots again.
+	watchdogReset
 )
 
 func (s powerState) String() string {
@@ -42,6 +45,8 @@ func (s powerState) String() string {
 		return "on"
 	case powerOff:
 		return "off"
+	case watchdogReset:
+		return "reset"
 	default:
 		return "cut off"
 	}
@@ -63,15 +68,35 @@ type simNode struct {
 	boots int
 	// history records every change of state, on this process's clock.
 	history []Transition
+
+	// bootID is the node's current boot ID; bootIDFile holds it for its
+	// agent (--boot-id-file).
+	bootID     string
+	bootIDFile string
+
+	// Of isolated nodes only (Options.Isolated): the network namespace,
+	// the node's address there, how it is cut off, its watchdog device,
+	// its agent and the watchdog's resets.
+	ns       string
+	ip       string
+	cut      Partition
+	watchdog *watchdog
+	agent    *agentProc
+	resets   []Reset
 }
 
 // Transition is a change of a simulated node's state: "on" (kwok runs; the
-// node heartbeats and runs its pods), "off" (nothing of it runs) or "cut
-// off" (unreachable, its workloads still running).
+// node heartbeats and runs its pods), "off" (nothing of it runs), "cut
+// off" (unreachable or its kubelet dead, its workloads still running) or
+// "reset" (its watchdog reset it: nothing of it runs, as after "off").
 type Transition struct {
 	Time  time.Time
 	State string
 }
+
+// Off reports whether nothing of the node runs from this transition on: it
+// was powered off or reset by its watchdog.
+func (t Transition) Off() bool { return t.State == "off" || t.State == "reset" }
 
 func (n *simNode) record(s powerState) {
 	n.history = append(n.history, Transition{Time: time.Now(), State: s.String()})
@@ -104,7 +129,22 @@ const (
 // internalIP is the node's address. It is on loopback so that anything that
 // dials a node (kube-apiserver for logs or exec) stays on this machine, where
 // nothing listens.
-func (n *simNode) internalIP() string { return fmt.Sprintf("127.0.1.%d", n.index) }
+// An isolated node's address is its namespace's.
+func (n *simNode) internalIP() string {
+	if n.ip != "" {
+		return n.ip
+	}
+	return fmt.Sprintf("127.0.1.%d", n.index)
+}
+
+// newBootID gives the node a new boot ID and writes it to its boot ID file.
+func (n *simNode) newBootID() error {
+	n.bootID = uuid.NewString()
+	if err := os.WriteFile(n.bootIDFile, []byte(n.bootID+"\n"), 0o644); err != nil {
+		return fmt.Errorf("bed: boot ID of %s: %w", n.name, err)
+	}
+	return nil
+}
 
 // podCIDR is the range kwok assigns pod IPs from. Pod IPs are only recorded in
 // objects; nothing in the bed dials them.
@@ -138,7 +178,7 @@ func (c *Cluster) createNode(ctx context.Context, n *simNode) error {
 				{Type: corev1.NodeHostName, Address: n.name},
 			},
 			NodeInfo: corev1.NodeSystemInfo{
-				BootID:          uuid.NewString(),
+				BootID:          n.bootID,
 				MachineID:       uuid.NewString(),
 				SystemUUID:      uuid.NewString(),
 				Architecture:    "amd64",
@@ -175,7 +215,7 @@ func (c *Cluster) startKwok(n *simNode) error {
 	defer logFile.Close()
 	n.boots++
 	fmt.Fprintf(logFile, "==== bed: boot %d of %s at %s\n", n.boots, n.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.bin+"/kwok",
+	argv := []string{c.bin + "/kwok",
 		"--kubeconfig", c.kubeconfig,
 		"--config", c.stages,
 		"--manage-all-nodes=false",
@@ -183,7 +223,13 @@ func (c *Cluster) startKwok(n *simNode) error {
 		"--node-lease-duration-seconds", strconv.Itoa(c.lease),
 		"--node-ip", n.internalIP(),
 		"--cidr", n.podCIDR(),
-	)
+	}
+	if n.ns != "" {
+		// In the node's namespace, reaching the API server on the bridge.
+		argv[2] = c.net.kubeconfig
+		argv = append([]string{"ip", "netns", "exec", n.ns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(c.dir, "home"))
 	// Its own process group, so Stop can kill it whole; and killed with
@@ -313,13 +359,20 @@ func (c *Cluster) down(name string, state powerState) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case n.state == powerOn:
-		if err := n.kill(); err != nil {
+	if (n.state == powerOff || n.state == watchdogReset) && state == cutOff {
+		return fmt.Errorf("bed: cannot cut off node %s: it is %s", name, n.state)
+	}
+	// A partitioned node's kwok still runs.
+	if err := n.kill(); err != nil {
+		return fmt.Errorf("bed: %s node %s: %w", state, name, err)
+	}
+	if state == powerOff {
+		if err := n.killAgent(); err != nil {
 			return fmt.Errorf("bed: %s node %s: %w", state, name, err)
 		}
-	case n.state == powerOff && state == cutOff:
-		return fmt.Errorf("bed: cannot cut off node %s: it is off", name)
+		if n.watchdog != nil {
+			n.watchdog.disarm()
+		}
 	}
 	n.state = state
 	n.record(state)
@@ -360,14 +413,28 @@ func (c *Cluster) PowerOn(ctx context.Context, name string) error {
 	if n.state == powerOn {
 		return fmt.Errorf("bed: node %s is already on", name)
 	}
-	bootID := uuid.NewString()
+	if n.cut != Connected {
+		return fmt.Errorf("bed: node %s is %s: Heal it before it boots", name, n.cut)
+	}
+	// A reboot: whatever still ran of the node stops, and its watchdog
+	// stops with it until its agent opens it again.
+	if err := errors.Join(n.kill(), n.killAgent()); err != nil {
+		return fmt.Errorf("bed: power on %s: %w", name, err)
+	}
+	if n.watchdog != nil {
+		n.watchdog.disarm()
+	}
+	if err := n.newBootID(); err != nil {
+		return err
+	}
+	bootID := n.bootID
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"nodeInfo": map[string]any{"bootID": bootID}}})
 	if err != nil {
 		return err
 	}
 	if _, err := c.client.CoreV1().Nodes().PatchStatus(ctx, name, patch); apierrors.IsNotFound(err) {
 		// The Node object was deleted while the node was off: like a
-		// kubelet, register it again (createNode gives it a new boot ID).
+		// kubelet, register it again (with the new boot ID).
 		if err := c.createNode(ctx, n); err != nil {
 			return fmt.Errorf("bed: power on %s: re-register: %w", name, err)
 		}
@@ -404,6 +471,11 @@ func (c *Cluster) PowerOn(ctx context.Context, name string) error {
 	}
 	if c.volumes != nil {
 		c.volumes.nodeUp(name)
+	}
+	if c.agent != nil && n.ns != "" {
+		if err := c.startAgent(n); err != nil {
+			return err
+		}
 	}
 	c.logf("bed: node %s is on (boot ID %s) after %s", name, bootID, time.Since(start).Round(time.Millisecond))
 	return nil

@@ -81,7 +81,7 @@ func ownerAlive(dir string) bool {
 }
 
 // pidFiles lists the pid files of every process a cluster directory started:
-// the kwokctl-managed control plane and the per-node kwok processes.
+// the kwokctl-managed control plane, the per-node kwok processes and agents.
 func pidFiles(dir string) []string {
 	a, _ := filepath.Glob(filepath.Join(dir, "kwok", "clusters", "*", "pids", "*.pid"))
 	b, _ := filepath.Glob(filepath.Join(dir, "nodes", "*.pid"))
@@ -163,5 +163,15 @@ func reapStale(logf func(string, ...any)) {
 			continue
 		}
 		logf("bed: removed leftovers of an abandoned cluster in %s", dir)
+	}
+	// The networks of isolated nodes (netns.go) whose cluster is gone.
+	if len(bedSlots()) > 0 {
+		unlock, err := lockFile(filepath.Join(stateRoot(), "net.lock"))
+		if err != nil {
+			logf("bed: %v", err)
+			return
+		}
+		defer unlock()
+		reapNetworks(logf)
 	}
 }
