@@ -71,6 +71,12 @@ type Controller struct {
 	vas          cache.SharedIndexInformer
 	takeovers    cache.SharedIndexInformer
 
+	// agents watches the agent Leases (agents.go); nil, with its informer,
+	// when no fence class uses the agent provider.
+	agents       *agentTracker
+	agentFactory informers.SharedInformerFactory
+	agentLeases  cache.SharedIndexInformer
+
 	// counts is the last tick's eligible/unhealthy tally (for metrics and
 	// storm transitions); decisions on incidents recount.
 	counts  atomic.Pointer[tally]
@@ -147,13 +153,24 @@ func New(o Options) (*Controller, error) {
 	}
 	c.takeovers = cache.NewSharedIndexInformer(c.takeoverListWatch(), &v1alpha1.Takeover{}, 0,
 		cache.Indexers{byNode: takeoverNodeIndex, byPhase: takeoverPhaseIndex})
-	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers} {
+	infs := []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers}
+	if found, margin := agentClasses(o.Config); found {
+		c.agents = newAgentTracker(c.clock, margin)
+		c.agentFactory, c.agentLeases = newAgentInformer(o.Kube, c.secretNamespace())
+		infs = append(infs, c.agentLeases)
+	}
+	for _, inf := range infs {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			c.apiResult("watch", err)
 		})
 	}
 	if err := c.addHandlers(); err != nil {
 		return nil, err
+	}
+	if c.agents != nil {
+		if err := c.addAgentHandlers(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -164,9 +181,17 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.leaseFactory.Start(ctx.Done())
 	go c.takeovers.RunWithContext(ctx)
+	synced := []cache.InformerSynced{c.nodes.HasSynced, c.leases.HasSynced, c.pods.HasSynced, c.vas.HasSynced, c.takeovers.HasSynced}
+	if c.agents != nil {
+		c.agentFactory.Start(ctx.Done())
+		synced = append(synced, c.agentLeases.HasSynced)
+	}
 	c.log.Info("waiting for informer caches")
-	if !cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced, c.leases.HasSynced, c.pods.HasSynced, c.vas.HasSynced, c.takeovers.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("informer caches did not sync: %w", ctx.Err())
+	}
+	if c.agents != nil {
+		c.agents.synced() // Q starts here: no agent was known fresh before
 	}
 	c.synced.Store(true)
 	c.log.Info("informer caches synced", "nodes", len(c.nodes.GetStore().ListKeys()), "pods", len(c.pods.GetStore().ListKeys()))

@@ -89,7 +89,7 @@ func (c *Controller) callFencer(ctx context.Context, t *v1alpha1.Takeover, node 
 	fctx, cancel := context.WithTimeout(ctx, fc.Timeout.Duration)
 	defer cancel()
 	start := c.clock.Now()
-	res, err := f.Fence(fctx, fence.Target{Node: node, Class: *fc, DetectedAt: detected, Now: start})
+	res, err := f.Fence(fctx, fence.Target{Node: node, Class: *fc, Takeover: t.Name, DetectedAt: detected, Now: start})
 	c.m.FenceSeconds.WithLabelValues(fc.Provider).Observe(c.clock.Since(start).Seconds())
 	switch {
 	case err != nil:

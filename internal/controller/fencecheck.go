@@ -41,6 +41,12 @@ const (
 	ReasonFenceConfigInvalid = "FenceConfigInvalid"
 	// False: no fence class matches the node.
 	ReasonNoFenceClass = "NoFenceClass"
+	// True: provider agent; the node's agent is armed, fresh, and its
+	// bounds fit the class.
+	ReasonAgentArmed = "AgentArmed"
+	// False: provider agent; the node's agent is missing, not armed, not
+	// fresh, or publishes bounds the class does not accept.
+	ReasonAgentNotReady = "AgentNotReady"
 )
 
 // fenceCheckWorkers bounds the fence path checks run at once.
@@ -156,6 +162,8 @@ func (c *Controller) checkFence(ctx context.Context, n *corev1.Node, newFencer f
 			safe = " " + fc.Wait.SafeTime.Duration.String()
 		}
 		return fenceVerdict{true, ReasonWaitProvider, fmt.Sprintf("fence class %s uses provider wait: a failed node counts as fenced%s after detection, on the assumption that its watchdog has reset it; there is no fence path to check", fc.Name, safe)}
+	case fc.Provider == config.ProviderAgent:
+		return c.checkAgent(ctx, n.Name, fc)
 	}
 	f, err := newFencer(*fc)
 	if err != nil {

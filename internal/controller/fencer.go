@@ -65,9 +65,10 @@ func (c *Controller) secretGetter() fence.SecretGetter {
 	}
 }
 
-// defaultFencer builds fencers that read credentials through secrets.
+// defaultFencer builds fencers that read credentials through secrets, and
+// the agent provider's on the controller's view of the agent Leases.
 func (c *Controller) defaultFencer(secrets fence.SecretGetter) func(config.FenceClass) (fence.Fencer, error) {
-	return fence.Factory{Secrets: secrets, Namespace: c.secretNamespace()}.For
+	return fence.Factory{Secrets: secrets, Namespace: c.secretNamespace(), Agent: c.agentFencer}.For
 }
 
 // memoSecrets reads each Secret at most once (for one check round).

@@ -19,13 +19,15 @@ func armedAgent() agentlease.Published {
 	return agentlease.Published{Node: "w1", Armed: true, Bounds: agentlease.DefaultBounds, Quorum: 2, RenewTime: "2026-03-01T11:59:59.5Z"}
 }
 
+// with is an armed agent last seen renewing at 0, of a class with margin
+// 2s and maxIsolation 60s, changed by fn.
+func with(fn func(*AgentFence)) AgentFence {
+	in := AgentFence{Published: armedAgent(), LastRenewal: at(0), Margin: 2 * time.Second, MaxIsolation: time.Minute}
+	fn(&in)
+	return in
+}
+
 func TestAgentFenced(t *testing.T) {
-	const margin, maxIso = 2 * time.Second, 60 * time.Second
-	with := func(fn func(*AgentFence)) AgentFence {
-		in := AgentFence{Published: armedAgent(), LastRenewal: at(0), Margin: margin, MaxIsolation: maxIso}
-		fn(&in)
-		return in
-	}
 	cases := []struct {
 		name  string
 		in    AgentFence
