@@ -89,10 +89,11 @@ func (c *Controller) agentView(node string) (agentView, error) {
 }
 
 // agentLive re-reads node's agent Lease from the API server right before
-// Done. A Lease gone or no longer armed is no fence (error). Unless the
-// acknowledgement decided, a renewal since the one the bound counts from,
-// or other published bounds, mean the agent is alive and reaching the API:
-// not done yet, look again after its check interval.
+// Done. A new boot ID proves the reset by itself. Otherwise a Lease gone or
+// no longer armed is no fence (error), and, unless the acknowledgement
+// decided, a renewal since the one the bound counts from, or other
+// published bounds, mean the agent is alive and reaching the API: not done
+// yet, look again after its check interval.
 func (c *Controller) agentLive(ctx context.Context, node string, v agentView, d decide.AgentVerdict) (time.Duration, string, error) {
 	ns, name := c.secretNamespace(), agentlease.LeaseName(node)
 	l, err := c.kube.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
@@ -106,6 +107,9 @@ func (c *Controller) agentLive(ctx context.Context, node string, v agentView, d 
 	live, err := agentlease.Parse(l)
 	if err != nil {
 		return 0, "", err
+	}
+	if v.pub.BootID != "" && live.BootID != "" && live.BootID != v.pub.BootID {
+		return 0, "", nil // the node has booted since: its old containers are gone
 	}
 	if !live.Armed {
 		return 0, "", fmt.Errorf("agent on %s publishes armed: false (read live): it stopped cleanly, so its watchdog resets nothing", node)

@@ -207,3 +207,34 @@ func TestAgentFenceReady(t *testing.T) {
 		t.Fatalf("w1 silent: FenceReady %+v", cond)
 	}
 }
+
+// A node reset on request comes back before the acknowledgement's wait
+// ends, and its new agent publishes armed: false for its first renewal:
+// the new boot ID read live proves the reset, so the fence completes.
+func TestAgentFenceNewBootIDProvesTheReset(t *testing.T) {
+	a := newAgentFixture(t, statefulWorkload()...)
+	a.advance(30 * time.Second)
+	a.fail(failedNode)
+	for range 20 {
+		a.advance(time.Second)
+		a.mustStep(failedNode)
+		if _, ok := a.ackAt[failedNode]; ok {
+			break
+		}
+	}
+	ack, ok := a.ackAt[failedNode]
+	if !ok {
+		t.Fatal("no acknowledgement")
+	}
+	a.agentDown[failedNode] = true // reset by its watchdog
+	a.advance(11 * time.Second)
+	a.writeAgent(failedNode, false, func(l *coordinationv1.Lease) { // back, first renewal
+		l.Annotations[agentlease.Armed] = "false"
+		l.Annotations[agentlease.BootID] = "boot-w1-2"
+		l.Spec.RenewTime.Time = a.clock.Now()
+	})
+	fenced, _ := a.runUntilFenced(failedNode, 5*time.Second)
+	if got := fenced.Sub(ack); got != 12*time.Second {
+		t.Fatalf("Fenced %s after the acknowledgement, want 12s", got)
+	}
+}
