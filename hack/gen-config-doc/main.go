@@ -892,7 +892,7 @@ exits with one line per problem, naming the field, the bad value and what is
 expected, for example:
 
 ` + "```" + `
-liberator: config /etc/liberator/config.yaml: fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, wait, none
+liberator: config /etc/liberator/config.yaml: fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, agent, wait, none
 ` + "```" + `
 
 The pod then fails to start (CrashLoopBackOff) and ` + "`kubectl -n tkr-system logs deploy/liberator-controller`" + `

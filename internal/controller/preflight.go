@@ -49,6 +49,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("coordination.k8s.io", "leases", release.NodeLeaseNamespace, "", "node heartbeats", "get", "list", "watch")
 	add("coordination.k8s.io", "leases", leaderNamespace, leaderName, "leader election", "get", "update")
 	add("coordination.k8s.io", "leases", leaderNamespace, "", "leader election", "create")
+	add("coordination.k8s.io", "leases", leaderNamespace, "", "liberator agents' Leases: watch them, write fence requests (agent fence provider)", "get", "list", "watch", "patch")
 	add("", "secrets", leaderNamespace, "", "BMC credentials of the fence classes (credentialsSecret), read when needed", "get")
 	return p
 }
