@@ -1,0 +1,302 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/liberator-dev/liberator/internal/agentlease"
+	"github.com/liberator-dev/liberator/test/e2e/bed"
+)
+
+// The agent lab: every worker in its own network namespace, with the bed's
+// watchdog device and a `liberator agent` process; the controller fences
+// them with an agent class. Its oracle counts, per node, the times the bed
+// saw it go off: watchdog resets (and power-offs, which no agent scenario
+// makes).
+
+// agentWorkers is the number of workers with an agent: a quorum of 3 of 4,
+// so that a cut-off node cannot make a quorum and a node cut off from the
+// API alone hears from three peers that reach it.
+const agentWorkers = 4
+
+// agentProfile is a timing profile: the agents' flags, the bed's kubelet
+// Lease and the controller config's head.
+type agentProfile struct {
+	name      string
+	agentArgs []string
+	lease     int
+	// watchdog is the agents' watchdog timeout.
+	watchdog time.Duration
+	// config is the top of the controller config; margin and
+	// maxIsolation the agent class's.
+	config       string
+	margin       string
+	maxIsolation string
+}
+
+// agentFast is the fast profile: an isolation bound of 8 s (4 + 0.5 + 0.5 +
+// 3), margin 1 s (which covers bounds up to 33 s), unhealthyAfter 10 s.
+var agentFast = agentProfile{
+	name: "fast",
+	agentArgs: []string{"--renew-interval", "500ms", "--check-interval", "500ms", "--api-timeout", "4s",
+		"--peer-timeout", "500ms", "--watchdog-timeout", "3s"},
+	lease:        fastLease,
+	watchdog:     3 * time.Second,
+	config:       "unhealthyAfter: 10s\nhealthyDelay: 5s\nfenceCheckInterval: 0s\n",
+	margin:       "1s",
+	maxIsolation: "30s",
+}
+
+// agentDefaults is every default: the agents' (a bound of 22 s), the
+// kubelet's 40 s Lease, the controller's unhealthyAfter 40 s, margin 2 s.
+var agentDefaults = agentProfile{
+	name:         "default",
+	lease:        40,
+	watchdog:     agentlease.DefaultBounds.WatchdogTimeout,
+	margin:       "2s",
+	maxIsolation: "60s",
+}
+
+// agentLab is a fault lab whose workers are fenced by their agents.
+type agentLab struct {
+	*faultLab
+	profile agentProfile
+	leases  *agentLeaseRecorder
+}
+
+func newAgentLab(t *testing.T, scenario string, p agentProfile) *agentLab {
+	t.Helper()
+	e := newEnv(t, bed.Options{Workers: agentWorkers, LeaseDurationSeconds: p.lease, Isolated: true})
+	l := &agentLab{faultLab: &faultLab{env: e, bmcs: nil}, profile: p}
+	start := time.Now()
+	l.o = newOracle(e, scenario, func() map[string]int { return l.offs(start) })
+	l.startAgents()
+	l.leases = recordAgentLeases(l)
+	return l
+}
+
+// offs counts, per worker, the bed's "off" and "reset" transitions since
+// since.
+func (l *agentLab) offs(since time.Time) map[string]int {
+	out := map[string]int{}
+	for _, n := range l.otherWorkers() {
+		out[n] = 0
+		for _, tr := range l.c.History(n) {
+			if tr.Off() && tr.Time.After(since) {
+				out[n]++
+			}
+		}
+	}
+	return out
+}
+
+// startAgents installs the agents' ServiceAccount and Role as the agent
+// component of config/ ships them and runs an agent on every worker under
+// that identity, then waits until each is armed and renewing.
+func (l *agentLab) startAgents() {
+	l.t.Helper()
+	ctx := context.Background()
+	for _, f := range []string{"serviceaccount.yaml", "rbac.yaml"} {
+		l.applyFile(filepath.Join(l.root, "config", "components", "agent", f))
+	}
+	kubeconfig, err := l.c.ServiceAccountKubeconfig(ctx, "tkr-system", "liberator-agent")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	spec := bed.AgentSpec{Binary: liberatorBinary(l.t, l.root), Kubeconfig: kubeconfig, Args: l.profile.agentArgs}
+	if err := l.c.StartAgents(ctx, spec); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() {
+		if l.t.Failed() {
+			for _, n := range l.otherWorkers() {
+				if raw, err := os.ReadFile(l.c.AgentLog(n)); err == nil {
+					l.t.Logf("agent log of %s (last lines):\n%s", n, tail(string(raw), 25))
+				}
+			}
+		}
+	})
+	for _, n := range l.otherWorkers() {
+		l.waitArmed(n, time.Minute)
+	}
+}
+
+// applyFile server-side applies every object of a YAML file.
+func (l *agentLab) applyFile(path string) {
+	l.t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for doc := range strings.SplitSeq(string(raw), "\n---") {
+		obj := map[string]any{}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			l.t.Fatalf("%s: %v", path, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		if err := l.ApplyObject(context.Background(), &unstructured.Unstructured{Object: obj}); err != nil {
+			l.t.Fatalf("apply %s: %v", path, err)
+		}
+	}
+}
+
+// agentLease reads the node's agent Lease.
+func (l *agentLab) agentLease(node string) (agentlease.Published, error) {
+	lease, err := l.kube.CoordinationV1().Leases("tkr-system").Get(context.Background(), agentlease.LeaseName(node), metav1.GetOptions{})
+	if err != nil {
+		return agentlease.Published{}, err
+	}
+	return agentlease.Parse(lease)
+}
+
+// waitArmed waits until the node's agent publishes armed=true with the
+// node's current boot ID.
+func (l *agentLab) waitArmed(node string, timeout time.Duration) agentlease.Published {
+	l.t.Helper()
+	var got agentlease.Published
+	l.waitFor("the agent of "+node+" armed", timeout, func() (bool, error) {
+		p, err := l.agentLease(node)
+		if err != nil {
+			return false, err
+		}
+		got = p
+		boot := l.node(node).Status.NodeInfo.BootID
+		return p.Armed && p.BootID == boot && l.c.WatchdogArmed(node), fmt.Errorf("armed %v, boot ID %s (node's %s), watchdog armed %v", p.Armed, p.BootID, boot, l.c.WatchdogArmed(node))
+	})
+	return got
+}
+
+// config is the controller config of the profile with one agent class for
+// every worker; extra is more top-level YAML.
+func (l *agentLab) config(extra string) string {
+	return `apiVersion: config.liberator.dev/v1alpha1
+kind: ControllerConfig
+` + l.profile.config + `fencing:
+  classes:
+  - name: agent
+    nodeNames: [` + strings.Join(l.otherWorkers(), ", ") + `]
+    provider: agent
+    selfFence: {margin: ` + l.profile.margin + `, maxIsolation: ` + l.profile.maxIsolation + `}
+` + extra
+}
+
+// selfFenceFigures are the times of a node's first watchdog reset after
+// the cut at t0: the plain cut-to-reset time, and the agent's own share of
+// it (reset time minus the cut minus the watchdog timeout: how long the
+// agent took to decide to stop feeding).
+func (l *agentLab) selfFenceFigures(node string, t0 time.Time) (bed.Reset, string) {
+	l.t.Helper()
+	var r bed.Reset
+	l.waitFor("the watchdog reset of "+node, 2*time.Minute, func() (bool, error) {
+		for _, x := range l.c.Resets(node) {
+			if x.Time.After(t0) {
+				r = x
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	figures := fmt.Sprintf("cut_to_reset_seconds=%.1f decide_seconds=%.1f last_feed_after_cut_seconds=%.1f",
+		r.Time.Sub(t0).Seconds(), (r.Time.Sub(t0) - r.Timeout).Seconds(), r.LastFeed.Sub(t0).Seconds())
+	return r, figures
+}
+
+// replacementAfterReset is how long after the node's reset the new
+// mysql-0 was first seen Running and Ready (negative: before).
+func (l *agentLab) replacementAfterReset(uid string, r bed.Reset) time.Duration {
+	for _, p := range l.o.pods.snapshot() {
+		if p.uid == uid && !p.running.IsZero() {
+			return p.running.Sub(r.Time)
+		}
+	}
+	return 0
+}
+
+// agentLeaseRecorder polls every agent Lease and notes, on this process's
+// clock, when each fence request and acknowledgement was first seen.
+type agentLeaseRecorder struct {
+	mu       sync.Mutex
+	requests map[string]agentMark // node -> first request seen
+	acks     map[string]agentMark
+}
+
+type agentMark struct {
+	takeover string
+	at       time.Time
+}
+
+func recordAgentLeases(l *agentLab) *agentLeaseRecorder {
+	r := &agentLeaseRecorder{requests: map[string]agentMark{}, acks: map[string]agentMark{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.t.Cleanup(cancel)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			list, err := l.kube.CoordinationV1().Leases("tkr-system").List(ctx, metav1.ListOptions{LabelSelector: agentlease.NodeLabel})
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			r.mu.Lock()
+			for _, lease := range list.Items {
+				node := lease.Labels[agentlease.NodeLabel]
+				if v := lease.Annotations[agentlease.FenceRequest]; v != "" && r.requests[node].takeover != v {
+					r.requests[node] = agentMark{v, now}
+				}
+				if v := lease.Annotations[agentlease.FenceAck]; v != "" && r.acks[node].takeover != v {
+					r.acks[node] = agentMark{v, now}
+				}
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+func (r *agentLeaseRecorder) request(node string) agentMark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests[node]
+}
+
+func (r *agentLeaseRecorder) ack(node string) agentMark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.acks[node]
+}
+
+// agentReasons returns the agent log lines of the node that say why it
+// stopped feeding its watchdog (for the log of a scenario).
+func (l *agentLab) agentReasons(node string) string {
+	raw, err := os.ReadFile(l.c.AgentLog(node))
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if strings.Contains(line, "fenc") || strings.Contains(line, "feed") || strings.Contains(line, "quorum") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-8):], "\n")
+}
