@@ -11,17 +11,22 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -36,6 +41,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/liberator-dev/liberator/internal/agentlease"
 	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/controller"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
@@ -62,7 +68,14 @@ type manifestSource struct {
 //     --server-side -k config/default` would), the CRD becomes
 //     Established, and the ServiceAccount it creates is allowed exactly the
 //     permissions the controller needs (SubjectAccessReview, against the
-//     real RBAC authorizer) and denied a sample of others.
+//     real RBAC authorizer) and denied a sample of others;
+//  4. the liberator agent: every agent DaemonSet shipped (kustomize
+//     component, chart, example) has the fields a node's fence needs, and
+//     config/overlays/agent installed for real puts an agent pod on every
+//     node (admitted by Pod Security only because the component relaxes
+//     tkr-system), grants the agents exactly their Lease verbs, and the
+//     optional config/agent-lease-policy keeps an agent to its own node's
+//     Lease.
 func TestManifests(t *testing.T) {
 	root, err := bed.RepoRoot()
 	if err != nil {
@@ -124,7 +137,12 @@ func TestManifests(t *testing.T) {
 	})
 
 	t.Run("ServerSideDryRun", func(t *testing.T) {
+		// Each source is admitted under the Pod Security labels of the
+		// namespaces it creates itself (the agent relaxes tkr-system).
+		defer applyNamespaces(ctx, t, a, sources[0])
 		for _, s := range sources {
+			applyNamespaces(ctx, t, a, sources[0])
+			applyNamespaces(ctx, t, a, s)
 			n := 0
 			for _, o := range s.objs {
 				warnings.reset()
@@ -220,6 +238,118 @@ func TestManifests(t *testing.T) {
 		}
 		checkServiceAccountAccess(ctx, t, kube)
 	})
+
+	t.Run("AgentDaemonSets", func(t *testing.T) {
+		n := 0
+		for _, s := range sources {
+			for _, o := range s.objs {
+				if o.GetKind() != "DaemonSet" || o.GetName() != "liberator-agent" {
+					continue
+				}
+				n++
+				for _, p := range agentDaemonSetProblems(o) {
+					t.Errorf("%s: %s: %s", s.name, objectID(o), p)
+				}
+			}
+		}
+		if n < 5 {
+			t.Errorf("found %d agent DaemonSets, want one each from config/overlays/agent, the chart (three values) and the example", n)
+		}
+		// The checks must have teeth: broken copies of the shipped agent fail.
+		var shipped *unstructured.Unstructured
+		for _, o := range kustomizeBuild(t, filepath.Join(root, "config/overlays/agent")) {
+			if o.GetKind() == "DaemonSet" {
+				shipped = o
+			}
+		}
+		podSpec := func(o *unstructured.Unstructured) map[string]any {
+			return o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		}
+		container := func(o *unstructured.Unstructured) map[string]any {
+			return podSpec(o)["containers"].([]any)[0].(map[string]any)
+		}
+		for _, bad := range []struct {
+			what string
+			edit func(o *unstructured.Unstructured)
+		}{
+			{"not privileged", func(o *unstructured.Unstructured) {
+				delete(container(o)["securityContext"].(map[string]any), "privileged")
+			}},
+			{"the device mounted elsewhere", func(o *unstructured.Unstructured) {
+				container(o)["volumeMounts"].([]any)[0].(map[string]any)["mountPath"] = "/dev/wd"
+			}},
+			{"tolerating only NoSchedule", func(o *unstructured.Unstructured) {
+				podSpec(o)["tolerations"] = []any{map[string]any{"operator": "Exists", "effect": "NoSchedule"}}
+			}},
+			{"no priority class", func(o *unstructured.Unstructured) { delete(podSpec(o), "priorityClassName") }},
+			{"HOST_IP from the pod's IP", func(o *unstructured.Unstructured) {
+				container(o)["env"].([]any)[1].(map[string]any)["valueFrom"] = map[string]any{"fieldRef": map[string]any{"fieldPath": "status.podIP"}}
+			}},
+			{"the key read from another path", func(o *unstructured.Unstructured) {
+				args := container(o)["args"].([]any)
+				for i, a := range args {
+					if strings.HasPrefix(a.(string), "--peer-key-file=") {
+						args[i] = "--peer-key-file=/etc/liberator/key"
+					}
+				}
+			}},
+		} {
+			o := shipped.DeepCopy()
+			bad.edit(o)
+			if p := agentDaemonSetProblems(o); len(p) == 0 {
+				t.Errorf("an agent DaemonSet %s passes the checks", bad.what)
+			} else {
+				t.Logf("an agent DaemonSet %s: %s", bad.what, p)
+			}
+		}
+	})
+
+	t.Run("InstallAgent", func(t *testing.T) {
+		for _, o := range kustomizeBuild(t, filepath.Join(root, "config/overlays/agent")) {
+			warnings.reset()
+			if err := a.apply(ctx, o, false); err != nil {
+				t.Fatalf("apply %s: %v", objectID(o), err)
+			}
+			for _, w := range warnings.take() {
+				t.Errorf("%s: the API server warns: %s", objectID(o), w)
+			}
+		}
+		ds, err := kube.AppsV1().DaemonSets(agentNamespace).Get(ctx, "liberator-agent", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range agentDaemonSetProblems(&unstructured.Unstructured{Object: live}) {
+			t.Errorf("the installed DaemonSet (as the API server stored it): %s", p)
+		}
+		waitAgentPods(ctx, t, kube, c.Nodes())
+		checkAgentPodSecurity(ctx, t, kube, ds)
+		checkAgentAccess(ctx, t, kube)
+	})
+
+	t.Run("AgentLeasePolicy", func(t *testing.T) {
+		for _, o := range kustomizeBuild(t, filepath.Join(root, "config/agent-lease-policy")) {
+			if err := a.apply(ctx, o, false); err != nil {
+				t.Fatalf("apply %s: %v", objectID(o), err)
+			}
+		}
+		checkAgentLeasePolicy(ctx, t, kube, c.RESTConfig(), c.Nodes())
+	})
+}
+
+// applyNamespaces applies, for real, the Namespaces a source creates.
+func applyNamespaces(ctx context.Context, t *testing.T, a *manifestApplier, s manifestSource) {
+	t.Helper()
+	for _, o := range s.objs {
+		if o.GetKind() == "Namespace" {
+			if err := a.apply(ctx, o, false); err != nil {
+				t.Fatalf("%s: apply %s: %v", s.name, objectID(o), err)
+			}
+		}
+	}
 }
 
 // shippedManifests renders everything liberator ships: config/default
@@ -251,8 +381,12 @@ func shippedManifests(t *testing.T, root string) []manifestSource {
 	}
 	kust("config/default")
 	kust("config/overlays/daemonset")
+	kust("config/overlays/agent")
+	kust("config/agent-lease-policy")
 	helmTemplate()
 	helmTemplate("--set", "mode=DaemonSet")
+	helmTemplate("--set", "agent.enabled=true")
+	helmTemplate("--set", "agent.enabled=true", "--set", "agent.peerKey.existingSecret=liberator-agent-peer")
 	valid, _ := filepath.Glob(filepath.Join(root, "hack/testdata/chart-values/valid/*.yaml"))
 	for _, f := range valid {
 		helmTemplate("-f", f)
@@ -520,4 +654,361 @@ func checkServiceAccountAccess(ctx context.Context, t *testing.T, kube kubernete
 	if _, err := kube.CoreV1().ServiceAccounts(ns).Get(ctx, sa, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		t.Errorf("ServiceAccount %s/%s was not created", ns, sa)
 	}
+}
+
+// agentNamespace is where the shipped agent runs and keeps its Leases.
+const agentNamespace = "tkr-system"
+
+// agentDaemonSetProblems lists what keeps an agent DaemonSet from being a
+// node's fence as docs/install.md describes it: on every node, NotReady ones
+// included, never preempted, on the host network, with the watchdog device
+// (privileged, the hostPath of the device it is told to open), the peer key
+// Secret mounted where it is told to read it, and its node's name and
+// address from the downward API.
+func agentDaemonSetProblems(o *unstructured.Unstructured) []string {
+	var ds appsv1.DaemonSet
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
+		return []string{err.Error()}
+	}
+	var bad []string
+	fail := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
+	spec := ds.Spec.Template.Spec
+	if spec.PriorityClassName != "system-node-critical" {
+		fail("priorityClassName is %q, want system-node-critical", spec.PriorityClassName)
+	}
+	if !slices.ContainsFunc(spec.Tolerations, func(t corev1.Toleration) bool {
+		return t.Key == "" && t.Operator == corev1.TolerationOpExists && t.Effect == ""
+	}) {
+		fail("no toleration of every taint (operator Exists, no key): %v", spec.Tolerations)
+	}
+	if !spec.HostNetwork || spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		fail("hostNetwork %v, dnsPolicy %q: want the host network with ClusterFirstWithHostNet", spec.HostNetwork, spec.DNSPolicy)
+	}
+	if spec.ServiceAccountName != "liberator-agent" {
+		fail("serviceAccountName is %q, want liberator-agent", spec.ServiceAccountName)
+	}
+	if g := spec.TerminationGracePeriodSeconds; g == nil || *g < 5 || *g > 30 {
+		fail("terminationGracePeriodSeconds %v: want time for a clean stop (armed=false, magic close), at most 30s", g)
+	}
+	if u := ds.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil ||
+		u.RollingUpdate.MaxUnavailable == nil || u.RollingUpdate.MaxUnavailable.String() != "1" {
+		fail("updateStrategy %+v: want RollingUpdate, one node at a time", u)
+	}
+	if len(spec.Containers) != 1 {
+		return append(bad, fmt.Sprintf("%d containers, want the agent alone", len(spec.Containers)))
+	}
+	return append(bad, agentContainerProblems(spec, spec.Containers[0])...)
+}
+
+// agentContainerProblems checks the agent container against its pod's
+// volumes.
+func agentContainerProblems(spec corev1.PodSpec, c corev1.Container) []string {
+	var bad []string
+	fail := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
+	flags := map[string]string{}
+	for _, arg := range c.Args[min(1, len(c.Args)):] {
+		k, v, _ := strings.Cut(arg, "=")
+		flags[k] = v
+	}
+	if len(c.Args) == 0 || c.Args[0] != "agent" {
+		fail("args %q do not start with the agent subcommand", c.Args)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.Privileged == nil || !*sc.Privileged {
+		fail("the container is not privileged: it cannot open the watchdog device")
+	} else if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || (sc.Capabilities != nil && len(sc.Capabilities.Add) > 0) {
+		fail("securityContext %+v: want a read-only root filesystem and no added capabilities", *sc)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["NODE_NAME"] != "spec.nodeName" || env["HOST_IP"] != "status.hostIP" {
+		fail("env %v: want NODE_NAME from spec.nodeName and HOST_IP from status.hostIP", env)
+	}
+	device := flags["--watchdog-device"]
+	if v, m := agentVolume(spec, c, func(v corev1.Volume) bool { return v.HostPath != nil && v.HostPath.Path == device }); v == nil ||
+		v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathCharDev || m == nil || m.MountPath != device {
+		fail("--watchdog-device=%s is not the hostPath of a character device mounted at the same path", device)
+	}
+	keyFile := flags["--peer-key-file"]
+	v, m := agentVolume(spec, c, func(v corev1.Volume) bool { return v.Secret != nil })
+	switch {
+	case keyFile == "":
+		fail("no --peer-key-file")
+	case v == nil || m == nil || !m.ReadOnly:
+		fail("no Secret volume mounted read-only for the peer key")
+	case !slices.ContainsFunc(v.Secret.Items, func(k corev1.KeyToPath) bool {
+		return k.Key == "key" && m.MountPath+"/"+k.Path == keyFile
+	}):
+		fail("--peer-key-file=%s is not the key \"key\" of the Secret %s as mounted at %s", keyFile, v.Secret.SecretName, m.MountPath)
+	}
+	ports := map[string]string{}
+	for _, p := range c.Ports {
+		ports[p.Name] = fmt.Sprintf(":%d/%s", p.ContainerPort, p.Protocol)
+	}
+	if flags["--peer-listen"]+"/UDP" != ports["peer"] || flags["--health-addr"]+"/TCP" != ports["health"] {
+		fail("ports %v do not match --peer-listen=%s (UDP) and --health-addr=%s", ports, flags["--peer-listen"], flags["--health-addr"])
+	}
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "health" {
+		fail("no liveness probe on /healthz of the health port")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		fail("resources %v: want cpu and memory requests and a memory limit", c.Resources)
+	}
+	return bad
+}
+
+// agentVolume finds the first volume that matches and the container's mount
+// of it.
+func agentVolume(spec corev1.PodSpec, c corev1.Container, match func(corev1.Volume) bool) (*corev1.Volume, *corev1.VolumeMount) {
+	for i := range spec.Volumes {
+		if !match(spec.Volumes[i]) {
+			continue
+		}
+		for j := range c.VolumeMounts {
+			if c.VolumeMounts[j].Name == spec.Volumes[i].Name {
+				return &spec.Volumes[i], &c.VolumeMounts[j]
+			}
+		}
+		return &spec.Volumes[i], nil
+	}
+	return nil, nil
+}
+
+// waitAgentPods waits until the DaemonSet controller has put an agent pod on
+// every node (the control-plane node's NoSchedule taint included): each was
+// admitted by Pod Security in tkr-system.
+func waitAgentPods(ctx context.Context, t *testing.T, kube kubernetes.Interface, nodes []string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pods, err := kube.CoreV1().Pods(agentNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := map[string]bool{}
+		for _, p := range pods.Items {
+			on[p.Spec.NodeName] = true
+		}
+		missing := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return on[n] })
+		if len(missing) == 0 {
+			t.Logf("an agent pod on each of the %d nodes", len(nodes))
+			return
+		}
+		if time.Now().After(deadline) {
+			ds, _ := kube.AppsV1().DaemonSets(agentNamespace).Get(ctx, "liberator-agent", metav1.GetOptions{})
+			ev, _ := kube.CoreV1().Events(agentNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=liberator-agent"})
+			var msgs []string
+			if ev != nil {
+				for _, e := range ev.Items {
+					msgs = append(msgs, e.Reason+": "+e.Message)
+				}
+			}
+			t.Fatalf("no agent pod on %v after a minute (DaemonSet status %+v; events %q)", missing, ds.Status, msgs)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkAgentPodSecurity shows that the agent pod needs the privileged Pod
+// Security level that the component sets on tkr-system: its pod spec is
+// admitted there, and refused under restricted and baseline.
+func checkAgentPodSecurity(ctx context.Context, t *testing.T, kube kubernetes.Interface, ds *appsv1.DaemonSet) {
+	t.Helper()
+	ns, err := kube.CoreV1().Namespaces().Get(ctx, agentNamespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := ns.Labels["pod-security.kubernetes.io/enforce"]; l != "privileged" {
+		t.Errorf("namespace %s enforces Pod Security %q, want privileged", agentNamespace, l)
+	}
+	for _, level := range []string{"privileged", "baseline", "restricted"} {
+		target := agentNamespace
+		if level != "privileged" {
+			target = "liberator-psa-" + level
+			_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				Name: target, Labels: map[string]string{"pod-security.kubernetes.io/enforce": level},
+			}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "liberator-agent-psa", Namespace: target}, Spec: *ds.Spec.Template.Spec.DeepCopy()}
+		if target != agentNamespace {
+			pod.Spec.ServiceAccountName = "default"
+		}
+		var err error
+		_ = retryUntil(30*time.Second, func() error {
+			_, err = kube.CoreV1().Pods(target).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil && strings.Contains(err.Error(), "looking up service account") {
+				return err // the new namespace's default ServiceAccount is not there yet
+			}
+			return nil
+		})
+		switch {
+		case level == "privileged" && err != nil:
+			t.Errorf("the agent pod is refused in %s: %v", target, err)
+		case level != "privileged" && (err == nil || !strings.Contains(err.Error(), "violates PodSecurity")):
+			t.Errorf("the agent pod under Pod Security %s: got %v, want a PodSecurity refusal", level, err)
+		case level != "privileged":
+			t.Logf("Pod Security %s refuses the agent pod: %v", level, err)
+		}
+	}
+}
+
+// retryUntil calls f until it returns nil or the timeout passes, and returns
+// its last error.
+func retryUntil(timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkAgentAccess asks the authorizer what the agents' ServiceAccount may
+// do (its Lease verbs in tkr-system, nothing else), and that the
+// controller's may watch and patch the agents' Leases.
+func checkAgentAccess(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	lease := func(verb, ns string) authorizationv1.ResourceAttributes {
+		return authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: verb, Namespace: ns, Name: "liberator-agent-" + bed.ControlPlaneNode}
+	}
+	for _, c := range []struct {
+		sa    string
+		attrs authorizationv1.ResourceAttributes
+		want  bool
+	}{
+		{"liberator-agent", lease("get", agentNamespace), true},
+		{"liberator-agent", lease("list", agentNamespace), true},
+		{"liberator-agent", lease("watch", agentNamespace), true},
+		{"liberator-agent", lease("create", agentNamespace), true},
+		{"liberator-agent", lease("update", agentNamespace), true},
+		{"liberator-agent", lease("delete", agentNamespace), false},
+		{"liberator-agent", lease("patch", agentNamespace), false},
+		{"liberator-agent", lease("update", "kube-node-lease"), false},
+		{"liberator-agent", lease("create", "default"), false},
+		{"liberator-agent", authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: agentNamespace, Name: "liberator-agent-peer"}, false},
+		{"liberator-agent", authorizationv1.ResourceAttributes{Resource: "pods", Verb: "create", Namespace: agentNamespace}, false},
+		{"liberator-agent", authorizationv1.ResourceAttributes{Resource: "nodes", Verb: "get"}, false},
+		{"liberator-agent", authorizationv1.ResourceAttributes{Group: "liberator.dev", Resource: "takeovers", Verb: "list"}, false},
+		{"liberator", lease("watch", agentNamespace), true},
+		{"liberator", lease("list", agentNamespace), true},
+		{"liberator", lease("patch", agentNamespace), true},
+		{"liberator", lease("update", agentNamespace), false},
+		{"liberator", lease("delete", agentNamespace), false},
+	} {
+		user := "system:serviceaccount:" + agentNamespace + ":" + c.sa
+		r, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + agentNamespace, "system:authenticated"}, ResourceAttributes: &c.attrs,
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Allowed != c.want {
+			t.Errorf("%s: %s %s/%s in namespace %q: allowed %v, want %v", c.sa, c.attrs.Verb, c.attrs.Group, c.attrs.Resource, c.attrs.Namespace, r.Status.Allowed, c.want)
+		}
+	}
+}
+
+// checkAgentLeasePolicy writes Leases as an agent's token would (the
+// ServiceAccount, with the node-name claim of its pod's node) and checks
+// that config/agent-lease-policy lets it write its own node's Lease only,
+// and never the controller's fence request, while the controller still may.
+func checkAgentLeasePolicy(ctx context.Context, t *testing.T, kube kubernetes.Interface, admin *rest.Config, nodes []string) {
+	t.Helper()
+	node := nodes[len(nodes)-1]
+	agent := leaseClientAs(t, admin, "liberator-agent", node)
+	leases := agent.CoordinationV1().Leases(agentNamespace)
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	newLease := func(name string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: agentNamespace}, Spec: coordinationv1.LeaseSpec{HolderIdentity: &node}}
+	}
+	denied := func(what string, err error, why string) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'liberator-agent-leases'") || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s: got %v, want the policy's refusal saying %q", what, err, why)
+		} else {
+			t.Logf("%s: refused: %v", what, err)
+		}
+	}
+	// The API server loads a new policy within a few seconds.
+	other := agentlease.LeaseName(bed.ControlPlaneNode)
+	if err := retryUntil(30*time.Second, func() error {
+		_, err := leases.Create(ctx, newLease(other), dryRun)
+		if err == nil {
+			return errors.New("admitted")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the agent on %s may still create the Lease %s after 30s: the policy is not in force", node, other)
+	}
+	_, err := leases.Create(ctx, newLease(other), dryRun)
+	denied(fmt.Sprintf("the agent on %s creates the Lease of %s", node, bed.ControlPlaneNode), err, "may write only the Lease "+agentNamespace+"/"+agentlease.LeaseName(node))
+	_, err = leaseClientAs(t, admin, "liberator-agent", "").CoordinationV1().Leases(agentNamespace).Create(ctx, newLease(agentlease.LeaseName(node)), dryRun)
+	denied("an agent token without a node-name claim creates a Lease", err, "no node-name claim")
+
+	own, err := leases.Create(ctx, newLease(agentlease.LeaseName(node)), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("the agent on %s cannot create its own Lease: %v", node, err)
+	}
+	if _, err = kube.CoordinationV1().Leases(agentNamespace).Create(ctx, newLease("liberator-controller"), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	leader, err := kube.CoordinationV1().Leases(agentNamespace).Get(ctx, "liberator-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = leases.Update(ctx, leader, metav1.UpdateOptions{})
+	denied("the agent updates the controller's leader Lease", err, "may write only")
+
+	withAnnotation := func(l *coordinationv1.Lease, k, v string) *coordinationv1.Lease {
+		l = l.DeepCopy()
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[k] = v
+		return l
+	}
+	_, err = leases.Update(ctx, withAnnotation(own, agentlease.FenceRequest, "forged"), metav1.UpdateOptions{})
+	denied("the agent writes its own fence request", err, "is the controller's to write")
+
+	controller := leaseClientAs(t, admin, "liberator", "").CoordinationV1().Leases(agentNamespace)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"takeover-1"}}}`, agentlease.FenceRequest)
+	if own, err = controller.Patch(ctx, own.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("the controller cannot write the fence request: %v", err)
+	}
+	if own, err = leases.Update(ctx, withAnnotation(own, agentlease.FenceAck, "takeover-1"), metav1.UpdateOptions{}); err != nil {
+		t.Errorf("the agent cannot acknowledge the fence request on its own Lease: %v", err)
+	} else {
+		delete(own.Annotations, agentlease.FenceRequest)
+		_, err = leases.Update(ctx, own, metav1.UpdateOptions{})
+		denied("the agent removes the controller's fence request", err, "is the controller's to write")
+	}
+}
+
+// leaseClientAs is a clientset that impersonates a ServiceAccount of
+// tkr-system, with the node-name claim of a pod's token when node is set.
+func leaseClientAs(t *testing.T, admin *rest.Config, sa, node string) kubernetes.Interface {
+	t.Helper()
+	rc := rest.CopyConfig(admin)
+	rc.WarningHandler = rest.NoWarnings{}
+	rc.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + agentNamespace + ":" + sa,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + agentNamespace, "system:authenticated"},
+	}
+	if node != "" {
+		rc.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
+	}
+	k, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
