@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/liberator-dev/liberator/internal/agentlease"
+)
+
+// A healthy agent feeds at every check interval, renews every renew
+// interval, and publishes armed=true with its bounds and quorum.
+func TestHealthyAgentFeedsAndPublishes(t *testing.T) {
+	b := newBed(t, testConfig(t), peerLease("n2", silentAddr(t)), peerLease("n3", silentAddr(t)))
+	b.start()
+	for range 50 {
+		b.tick()
+	}
+	if _, fired := b.wd.Fired(); fired {
+		t.Fatal("the watchdog fired while the agent was healthy")
+	}
+	if n := len(b.wd.Feeds()); n < 50 {
+		t.Errorf("%d feeds in 50 iterations", n)
+	}
+	if got := b.lastFeed(); !got.Equal(b.clk.Now()) {
+		t.Errorf("last feed at %s, want the last iteration's %s", got, b.clk.Now())
+	}
+	p, err := agentlease.Parse(b.lease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agentlease.Published{Node: testNode, Armed: true, Bounds: testBounds, Quorum: 2, PeerAddress: "127.0.0.1:9447", BootID: testBoot}
+	p.RenewTime = ""
+	if p != want {
+		t.Errorf("published %+v\nwant %+v", p, want)
+	}
+	l := b.lease()
+	if age := b.clk.Since(l.Spec.RenewTime.Time); age > testBounds.RenewInterval {
+		t.Errorf("renewTime is %s old, want at most the renew interval", age)
+	}
+	if *l.Spec.HolderIdentity != testNode || *l.Spec.LeaseDurationSeconds != 1 || l.Labels[agentlease.NodeLabel] != testNode {
+		t.Errorf("lease holder %s, duration %d, labels %v", *l.Spec.HolderIdentity, *l.Spec.LeaseDurationSeconds, l.Labels)
+	}
+	// 5s of 100ms iterations with a 200ms renew interval: 25 renewals,
+	// plus the first one and the one publishing armed=true.
+	if n := value(b.a.m.Renewals); n < 25 || n > 28 {
+		t.Errorf("%v renewals in 5s, want about 25", n)
+	}
+}
+
+// isolate cuts the agent off from the API after a few healthy iterations
+// and runs until it fences or 40 iterations have passed; it returns the
+// start of the last successful renewal.
+func isolate(t *testing.T, b *bed) time.Time {
+	b.start()
+	for range 5 {
+		b.tick()
+	}
+	last := b.a.lastSuccess
+	b.apiUp.Store(false)
+	for i := 0; i < 40 && !b.a.fenced; i++ {
+		b.tick()
+	}
+	return last
+}
+
+// The watchdog resets an agent that is cut off from the API and its peers
+// within the published isolation bound of its last successful renewal.
+func TestIsolatedAgentStopsFeedingWithinTheBound(t *testing.T) {
+	b := newBed(t, testConfig(t), peerLease("n2", silentAddr(t)), peerLease("n3", silentAddr(t)))
+	last := isolate(t, b)
+	if !b.a.fenced {
+		t.Fatal("the agent did not fence")
+	}
+	stopped := b.lastFeed()
+	if d := stopped.Sub(last); d >= testBounds.APITimeout || d > testBounds.APITimeout+testBounds.CheckInterval+testBounds.PeerTimeout {
+		t.Errorf("last feed %s after the last renewal, want under the API timeout %s", d, testBounds.APITimeout)
+	}
+	if d := b.clk.Now().Sub(last); d > testBounds.APITimeout+testBounds.CheckInterval {
+		t.Errorf("fenced %s after the last renewal, want within the API timeout plus a check interval", d)
+	}
+	// The API returns: the agent never feeds again.
+	b.apiUp.Store(true)
+	for range 20 {
+		b.tick()
+	}
+	if got := b.lastFeed(); !got.Equal(stopped) {
+		t.Errorf("fed again at %s after fencing at %s", got, stopped)
+	}
+	at, fired := b.wd.Fired()
+	if !fired || at.After(last.Add(testBounds.Isolation())) {
+		t.Errorf("watchdog fired %v at %s, want by %s (last renewal + isolation bound)", fired, at, last.Add(testBounds.Isolation()))
+	}
+	if n := value(b.a.m.SelfFences.WithLabelValues("isolated")); n != 1 {
+		t.Errorf("self fences (isolated) = %v", n)
+	}
+}
+
+// When the API is down for everyone and a quorum of agents says so, no
+// agent fences: the watchdog never fires.
+func TestAPIDownForEveryoneKeepsFeeding(t *testing.T) {
+	b := newBed(t, testConfig(t), peerLease("n2", responder(t, "n2", 5*time.Second, true)),
+		peerLease("n3", responder(t, "n3", 5*time.Second, true)), peerLease("n4", silentAddr(t)))
+	b.start()
+	b.apiUp.Store(false)
+	for range 60 {
+		b.tick()
+	}
+	if b.a.fenced {
+		t.Fatal("the agent fenced during an API outage seen by a quorum")
+	}
+	if _, fired := b.wd.Fired(); fired {
+		t.Fatal("the watchdog fired during an API outage seen by a quorum")
+	}
+	if got := b.lastFeed(); !got.Equal(b.clk.Now()) {
+		t.Errorf("last feed at %s, want the last iteration's %s", got, b.clk.Now())
+	}
+	if n := value(b.a.m.PeerRounds.WithLabelValues("stay_up")); n < 50 {
+		t.Errorf("%v rounds kept the agent up, want one per iteration after the API timeout", n)
+	}
+	b.apiUp.Store(true)
+	b.tick()
+	if b.clk.Since(b.a.lastSuccess) > 0 {
+		t.Error("the agent did not renew once the API returned")
+	}
+	sent, recv := value(b.a.m.PeerBytesSent), value(b.a.m.PeerBytesReceived)
+	if sent == 0 || recv == 0 {
+		t.Errorf("peer bytes sent %v, received %v", sent, recv)
+	}
+}
+
+// The agent fences when it is the one cut off: a peer reaches the API, or
+// too few agents answer.
+func TestCutOffAgentFences(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		peers func(t *testing.T) []runtime.Object
+		want  string
+	}{
+		{"a peer reaches the API", func(t *testing.T) []runtime.Object {
+			return []runtime.Object{peerLease("n2", responder(t, "n2", 5*time.Second, true)),
+				peerLease("n3", responder(t, "n3", 100*time.Millisecond, true))}
+		}, "peer n3 reaches the API"},
+		{"too few answer", func(t *testing.T) []runtime.Object {
+			return []runtime.Object{peerLease("n2", responder(t, "n2", 5*time.Second, true)),
+				peerLease("n3", responder(t, "n3", 5*time.Second, false)), peerLease("n4", silentAddr(t)),
+				peerLease("n5", silentAddr(t))}
+		}, "only 2 of the 3 agents needed answered"},
+		{"the answers are not authenticated", func(t *testing.T) []runtime.Object {
+			return []runtime.Object{peerLease("n2", rogueKey(t, "n2")), peerLease("n3", rogueKey(t, "n3"))}
+		}, "only 1 of the 2 agents needed answered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBed(t, testConfig(t), tc.peers(t)...)
+			last := isolate(t, b)
+			if !b.a.fenced {
+				t.Fatal("the agent did not fence")
+			}
+			if d := b.lastFeed().Sub(last); d >= testBounds.APITimeout {
+				t.Errorf("last feed %s after the last renewal", d)
+			}
+			if n := value(b.a.m.PeerRounds.WithLabelValues("self_fence")); n != 1 {
+				t.Errorf("%v rounds ended in a fence", n)
+			}
+			if !strings.Contains(b.a.fenceReason, tc.want) {
+				t.Errorf("fenced because %q, want %q", b.a.fenceReason, tc.want)
+			}
+		})
+	}
+}
