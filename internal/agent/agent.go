@@ -132,11 +132,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop runs an iteration every check interval until ctx ends.
+// loop runs an iteration every check interval until ctx ends. An
+// iteration under way when ctx ends runs to its end (its calls are bounded
+// anyway): a stop must not read as a failed round of questions.
 func (a *Agent) loop(ctx context.Context) {
 	next := a.clock.Now()
+	ictx := context.WithoutCancel(ctx)
 	for {
-		a.iterate(ctx)
+		a.iterate(ictx)
 		next = next.Add(a.bounds.CheckInterval)
 		wait := next.Sub(a.clock.Now())
 		if wait < 0 {
