@@ -131,6 +131,17 @@ func (l *agentLab) startAgents() {
 	for _, n := range l.otherWorkers() {
 		l.waitArmed(n, time.Minute)
 	}
+	// An agent's quorum is a majority of the most agents it has seen; one
+	// that listed the Leases before its peers created theirs counts fewer
+	// until its next listing (every 30 s). The scenarios start from a
+	// settled membership.
+	want := agentlease.QuorumOf(agentWorkers)
+	for _, n := range l.otherWorkers() {
+		l.waitFor(fmt.Sprintf("the agent of %s to publish quorum %d", n, want), time.Minute, func() (bool, error) {
+			p, err := l.agentLease(n)
+			return err == nil && p.Quorum == want, fmt.Errorf("quorum %d, %v", p.Quorum, err)
+		})
+	}
 }
 
 // applyFile server-side applies every object of a YAML file.

@@ -257,7 +257,7 @@ func agentKilled(t *testing.T) {
 	if err := l.c.KillAgent(old); err != nil {
 		t.Fatal(err)
 	}
-	r, figures := l.selfFenceFigures(old, t0)
+	r, _ := l.selfFenceFigures(old, t0)
 	if d := r.Time.Sub(t0); d > l.profile.watchdog+2*time.Second {
 		t.Errorf("reset %.1fs after the agent was killed, want within the watchdog timeout %s", d.Seconds(), l.profile.watchdog)
 	}
@@ -267,8 +267,9 @@ func agentKilled(t *testing.T) {
 	checkOrder(t, tk, v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased)
 	timeline(t, "AgentKilled", t0, tk)
 	l.allAgentsArmedBut(old)
-	l.o.finish(fmt.Sprintf("agent of %s killed: reset at T+%.1fs (%s); mysql-0 Ready on %s at T+%.1fs; %s",
-		old, r.Time.Sub(t0).Seconds(), figures, pod.Spec.NodeName, rto.Seconds(), l.phases(old)))
+	l.o.finish(fmt.Sprintf("agent of %s killed: watchdog last fed at T%+.1fs, reset at T+%.1fs; mysql-0 Ready on %s at T+%.1fs (%.1fs after the reset); %s",
+		old, r.LastFeed.Sub(t0).Seconds(), r.Time.Sub(t0).Seconds(), pod.Spec.NodeName, rto.Seconds(),
+		l.replacementAfterReset(string(pod.UID), r).Seconds(), l.phases(old)))
 }
 
 // agentLeaderChange kills the leading controller once it has asked the
@@ -311,6 +312,7 @@ func agentLeaderChange(t *testing.T) {
 	led := time.Since(t0)
 	r, _ := l.selfFenceFigures(old, t0)
 	pod := l.readyPod("default", "mysql-0", old, 2*time.Minute)
+	ready := time.Since(t0)
 	if string(pod.UID) == before {
 		t.Fatal("mysql-0 was not recreated")
 	}
@@ -332,6 +334,6 @@ func agentLeaderChange(t *testing.T) {
 	timeline(t, "AgentLeaderChangeMidFence", t0, tk)
 	l.allAgentsArmedBut(old)
 	l.o.finish(fmt.Sprintf("leader killed at T+%.1fs in %s with the fence of %s requested; liberator-b led at T+%.1fs; reset at T+%.1fs; mysql-0 Ready on %s at T+%.1fs (%.1fs after the reset); fenceAttempts=%d; %s",
-		killed.Seconds(), inPhase, old, led.Seconds(), r.Time.Sub(t0).Seconds(), pod.Spec.NodeName, time.Since(t0).Seconds(),
+		killed.Seconds(), inPhase, old, led.Seconds(), r.Time.Sub(t0).Seconds(), pod.Spec.NodeName, ready.Seconds(),
 		l.replacementAfterReset(string(pod.UID), r).Seconds(), tk.Status.FenceAttempts, l.phases(old)))
 }

@@ -186,16 +186,18 @@ func freeSlot() (int, error) {
 }
 
 var (
-	bridgeName = regexp.MustCompile(`^` + netPrefix + `(\d+)$`)
+	// A bridge or a host-side veth.
+	linkName = regexp.MustCompile(`^` + netPrefix + `(\d+)(v\d+)?$`)
 	nsName     = regexp.MustCompile(`^` + netPrefix + `(\d+)-\d+$`)
 )
 
-// bedSlots lists the slots that have a bridge or a namespace on this machine.
+// bedSlots lists the slots that have a bridge, a veth or a namespace on
+// this machine.
 func bedSlots() []int {
 	var out []int
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
-		if m := bridgeName.FindStringSubmatch(i.Name); m != nil {
+		if m := linkName.FindStringSubmatch(i.Name); m != nil {
 			s, _ := strconv.Atoi(m[1])
 			out = append(out, s)
 		}
@@ -247,9 +249,19 @@ func reapNetworks(logf func(string, ...any)) {
 	}
 }
 
-// removeNetwork deletes the slot's namespaces (which takes their veths
-// along) and its bridge.
+// removeNetwork deletes the slot's veths, its namespaces and its bridge.
+// (A deleted namespace takes its veths along only once the kernel has
+// cleaned it up, which may be later; deleting a veth's host side deletes
+// the pair at once.)
 func removeNetwork(slot int, logf func(string, ...any)) {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if m := linkName.FindStringSubmatch(i.Name); m != nil && m[1] == strconv.Itoa(slot) && m[2] != "" {
+			if err := ipCmd("link", "del", i.Name); err != nil {
+				logf("bed: %v", err)
+			}
+		}
+	}
 	prefix := fmt.Sprintf("%s%d-", netPrefix, slot)
 	for _, ns := range namespaces() {
 		if strings.HasPrefix(ns, prefix) {
