@@ -188,7 +188,7 @@ func freeSlot() (int, error) {
 var (
 	// A bridge or a host-side veth.
 	linkName = regexp.MustCompile(`^` + netPrefix + `(\d+)(v\d+)?$`)
-	nsName     = regexp.MustCompile(`^` + netPrefix + `(\d+)-\d+$`)
+	nsName   = regexp.MustCompile(`^` + netPrefix + `(\d+)-\d+$`)
 )
 
 // bedSlots lists the slots that have a bridge, a veth or a namespace on
