@@ -1,4 +1,7 @@
-# The liberator image: one static binary on distroless, run as non-root.
+# The liberator image: static binaries on distroless, run as non-root:
+# /liberator (the entrypoint: controller, CLI, and `liberator agent`) and
+# /liberator-agent, the agent alone (cmd/liberator-agent), which the agent
+# DaemonSet runs for its smaller memory footprint.
 #
 #   docker build --build-arg VERSION=v0.1.0 --build-arg COMMIT=$(git rev-parse --short HEAD) \
 #       --build-arg DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) -t ghcr.io/liberator-dev/liberator:v0.1.0 .
@@ -26,9 +29,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
       -X github.com/liberator-dev/liberator/internal/cli.Version=${VERSION} \
       -X github.com/liberator-dev/liberator/internal/cli.Commit=${COMMIT} \
       -X github.com/liberator-dev/liberator/internal/cli.Date=${DATE}" \
-    -o /out/liberator ./cmd/liberator
+    -o /out/liberator ./cmd/liberator \
+    && GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
+    -ldflags "-s -w -X main.Version=${VERSION} -X main.Commit=${COMMIT} -X main.Date=${DATE}" \
+    -o /out/liberator-agent ./cmd/liberator-agent
 
-# The same binary on Debian with the ClusterLabs fence agents, for fence
+# The same binaries on Debian with the ClusterLabs fence agents, for fence
 # classes with provider fence-agent (docs/fencing.md), which run
 # fence_ipmilan & co. as child processes. Not built by default:
 #   docker build --target fence-agents -t ghcr.io/liberator-dev/liberator:v0.1.0-fence-agents .
@@ -47,6 +53,7 @@ LABEL org.opencontainers.image.title="liberator" \
       org.opencontainers.image.source="https://github.com/liberator-dev/liberator" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
 COPY --from=build /out/liberator /liberator
+COPY --from=build /out/liberator-agent /liberator-agent
 USER 65532:65532
 ENTRYPOINT ["/liberator"]
 
@@ -64,5 +71,6 @@ LABEL org.opencontainers.image.title="liberator" \
       org.opencontainers.image.source="https://github.com/liberator-dev/liberator" \
       org.opencontainers.image.base.name="gcr.io/distroless/static:nonroot"
 COPY --from=build /out/liberator /liberator
+COPY --from=build /out/liberator-agent /liberator-agent
 USER 65532:65532
 ENTRYPOINT ["/liberator"]

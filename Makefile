@@ -12,6 +12,9 @@ DATE    := $(DATE)
 LDFLAGS := -s -w -X github.com/liberator-dev/liberator/internal/cli.Version=$(VERSION) \
 	-X github.com/liberator-dev/liberator/internal/cli.Commit=$(COMMIT) \
 	-X github.com/liberator-dev/liberator/internal/cli.Date=$(DATE)
+# liberator-agent (cmd/liberator-agent) keeps its build information in
+# package main: it links nothing of internal/cli.
+AGENT_LDFLAGS := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X main.Date=$(DATE)
 # The container image: `make image IMAGE=registry.example/liberator:v1`.
 IMAGE   ?= ghcr.io/liberator-dev/liberator:$(VERSION)
 IMAGE_ARCH ?= $(shell go env GOARCH)
@@ -20,8 +23,9 @@ IMAGE_ARCH ?= $(shell go env GOARCH)
 
 all: build
 
-build: ## the liberator binary, in bin/
+build: ## the liberator binary and the agent's own (liberator-agent), in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/liberator ./cmd/liberator
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o bin/liberator-agent ./cmd/liberator-agent
 	ln -sf liberator bin/kubectl-liberator
 
 generate: ## regenerate deepcopy and the CRD from api/, and the docs and chart values from internal/config
@@ -42,7 +46,9 @@ image: ## the container image: docker build where a Docker engine answers, else 
 
 image-tarball: ## the container image as an OCI + docker-archive tarball, bin/liberator-image.tar, without a container engine
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux_$(IMAGE_ARCH)/liberator ./cmd/liberator
-	go -C hack/imagebuild run . -binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator -out $(CURDIR)/bin/liberator-image.tar \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o bin/linux_$(IMAGE_ARCH)/liberator-agent ./cmd/liberator-agent
+	go -C hack/imagebuild run . -binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator -agent-binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator-agent \
+		-out $(CURDIR)/bin/liberator-image.tar \
 		-tag $(IMAGE) -version $(VERSION) -revision $(COMMIT) -created $(DATE) -arch $(IMAGE_ARCH)
 	@echo "load it with: docker load -i bin/liberator-image.tar (or podman load, kind load image-archive, crane push)"
 

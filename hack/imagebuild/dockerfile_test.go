@@ -21,10 +21,12 @@ func TestDockerfileMatches(t *testing.T) {
 	if !strings.HasPrefix(final, "gcr.io/distroless/static:nonroot") && !strings.HasPrefix(final, "scratch") {
 		t.Errorf("the final stage is FROM %s, want distroless/static:nonroot or scratch", strings.SplitN(final, "\n", 2)[0])
 	}
-	// Every image stage (all but the builder) runs the binary the same way.
+	// Every image stage (all but the builder) runs the binary the same way,
+	// and carries the agent's own binary where the agent DaemonSet runs it.
 	for _, stage := range stages[2:] {
 		from := strings.SplitN(stage, "\n", 2)[0]
-		for _, want := range []string{`USER ` + user + "\n", `ENTRYPOINT ["` + entrypoint + `"]`, "COPY --from=build /out/liberator " + entrypoint} {
+		for _, want := range []string{`USER ` + user + "\n", `ENTRYPOINT ["` + entrypoint + `"]`, "COPY --from=build /out/liberator " + entrypoint + "\n",
+			"COPY --from=build /out/liberator-agent " + agentPath + "\n"} {
 			if !strings.Contains(stage, want) {
 				t.Errorf("the Dockerfile stage FROM %s lacks %q", from, strings.TrimSpace(want))
 			}
@@ -43,6 +45,21 @@ func TestDockerfileMatches(t *testing.T) {
 			t.Errorf("internal/cli/version.go has no variable %s for the Dockerfile's -X flag", v)
 		}
 	}
+	agentMain, err := os.ReadFile("../../cmd/liberator-agent/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"Version", "Commit", "Date"} {
+		if !strings.Contains(df, "-X main."+v+"=") {
+			t.Errorf("the Dockerfile does not set main.%s of cmd/liberator-agent with -ldflags -X", v)
+		}
+		if !regexp.MustCompile(`(?m)^\s*` + v + `\s+=`).Match(agentMain) {
+			t.Errorf("cmd/liberator-agent/main.go has no variable %s for the Dockerfile's -X flag", v)
+		}
+	}
+	if !strings.Contains(df, "-o /out/liberator-agent ./cmd/liberator-agent") {
+		t.Errorf("the Dockerfile does not build ./cmd/liberator-agent into /out/liberator-agent")
+	}
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("the Dockerfile's build does not use %s", want)
@@ -59,5 +76,19 @@ func TestDockerfileMatches(t *testing.T) {
 	}
 	if want := "FROM --platform=$BUILDPLATFORM golang:" + string(m[1]) + " AS build"; !strings.Contains(df, want) {
 		t.Errorf("the Dockerfile's builder is not %q (go.mod says go %s)", want, m[1])
+	}
+}
+
+// The agent DaemonSets run the image's agent binary: the path they name is
+// the one the image carries.
+func TestAgentDaemonSetsRunTheImagesAgent(t *testing.T) {
+	for _, f := range []string{"../../config/components/agent/daemonset.yaml", "../../charts/liberator/templates/agent.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `command: ["` + agentPath + `"]`; !strings.Contains(string(b), want) {
+			t.Errorf("%s does not run %s (want %q)", f, agentPath, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Command imagebuild writes the liberator container image without a
-// container engine, the way ko does: it puts a static linux binary at
-// /liberator on an empty base (scratch) and sets the entrypoint, the
+// container engine, the way ko does: it puts the static linux binaries at
+// /liberator and /liberator-agent (the agent alone, which the agent
+// DaemonSet runs) on an empty base (scratch) and sets the entrypoint, the
 // non-root user 65532:65532 and the OCI labels, with go-containerregistry.
 //
 // The output is one tar file that is both an OCI image layout (oci-layout,
@@ -15,7 +16,8 @@
 // instead: /etc/passwd and /etc/group with the nonroot user, and the CA
 // certificates of the build machine (-ca-certs) for TLS to BMCs.
 //
-//	go run -C hack/imagebuild . -binary $PWD/bin/linux_amd64/liberator -out $PWD/bin/liberator-image.tar \
+//	go run -C hack/imagebuild . -binary $PWD/bin/linux_amd64/liberator \
+//	    -agent-binary $PWD/bin/linux_amd64/liberator-agent -out $PWD/bin/liberator-image.tar \
 //	    -tag ghcr.io/liberator-dev/liberator:v0.1.0 -version v0.1.0 -revision abc1234
 package main
 
@@ -48,11 +50,15 @@ import (
 // The image's fixed settings, as in the Dockerfile.
 const (
 	entrypoint = "/liberator"
-	user       = "65532:65532"
+	// agentPath is the agent's own binary (cmd/liberator-agent), the
+	// command of the agent DaemonSet.
+	agentPath = "/liberator-agent"
+	user      = "65532:65532"
 )
 
 type options struct {
-	binary   string // static linux binary
+	binary   string // static linux binary of cmd/liberator
+	agent    string // static linux binary of cmd/liberator-agent
 	out      string // tar file to write
 	tag      string // image reference, for example ghcr.io/liberator-dev/liberator:v0.1.0
 	version  string
@@ -66,6 +72,7 @@ func main() {
 	var o options
 	var created string
 	flag.StringVar(&o.binary, "binary", "", "static linux binary to put at /liberator (required)")
+	flag.StringVar(&o.agent, "agent-binary", "", "static linux binary of cmd/liberator-agent to put at /liberator-agent (required)")
 	flag.StringVar(&o.out, "out", "bin/liberator-image.tar", "tar file to write")
 	flag.StringVar(&o.tag, "tag", "ghcr.io/liberator-dev/liberator:dev", "image reference recorded in the archive")
 	flag.StringVar(&o.version, "version", "dev", "org.opencontainers.image.version label")
@@ -121,6 +128,9 @@ func run(o options) error {
 	if o.binary == "" {
 		return errors.New("-binary is required")
 	}
+	if o.agent == "" {
+		return errors.New("-agent-binary is required: the agent DaemonSet runs /liberator-agent")
+	}
 	img, err := image(o)
 	if err != nil {
 		return err
@@ -149,7 +159,7 @@ func image(o options) (v1.Image, error) {
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{
 		Layer:   layer,
-		History: v1.History{Created: v1.Time{Time: o.created}, CreatedBy: "hack/imagebuild: " + entrypoint, Comment: "liberator " + o.version},
+		History: v1.History{Created: v1.Time{Time: o.created}, CreatedBy: "hack/imagebuild: " + entrypoint + " " + agentPath, Comment: "liberator " + o.version},
 	})
 	if err != nil {
 		return nil, err
@@ -177,14 +187,27 @@ func image(o options) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// rootfs is the image's only layer.
-func rootfs(o options) ([]byte, error) {
-	bin, err := os.ReadFile(o.binary)
+// readELF reads a static linux binary.
+func readELF(p string) ([]byte, error) {
+	bin, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}
 	if len(bin) < 4 || string(bin[:4]) != "\x7fELF" {
-		return nil, fmt.Errorf("%s is not a linux (ELF) binary", o.binary)
+		return nil, fmt.Errorf("%s is not a linux (ELF) binary", p)
+	}
+	return bin, nil
+}
+
+// rootfs is the image's only layer.
+func rootfs(o options) ([]byte, error) {
+	bin, err := readELF(o.binary)
+	if err != nil {
+		return nil, err
+	}
+	agentBin, err := readELF(o.agent)
+	if err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -218,7 +241,8 @@ func rootfs(o options) ([]byte, error) {
 		}
 		files = append(files, file{"etc/ssl", 0o755, nil}, file{"etc/ssl/certs", 0o755, nil}, file{"etc/ssl/certs/ca-certificates.crt", 0o644, ca})
 	}
-	files = append(files, file{"home", 0o755, nil}, file{"liberator", 0o755, bin}, file{"tmp", 0o1777, nil})
+	files = append(files, file{"home", 0o755, nil}, file{entrypoint[1:], 0o755, bin}, file{agentPath[1:], 0o755, agentBin},
+		file{"tmp", 0o1777, nil})
 	for _, f := range files {
 		if err := add(f.name, f.mode, f.data); err != nil {
 			return nil, err

@@ -21,28 +21,37 @@ import (
 
 const module = "github.com/liberator-dev/liberator"
 
-// TestImage builds the liberator binary as `make build` does, writes the
-// image tarball, and checks it as a container runtime would read it: the
-// config (entrypoint, user, labels, platform), the layer (the binary at
-// /liberator, executable), both archive formats, and that the binary in the
-// image runs and reports the version it was built with.
+// buildBinary builds a command of the module for linux as `make build`
+// does, with the given -X flags.
+func buildBinary(t *testing.T, out, pkg, xflags string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-trimpath", "-o", out, "-ldflags", "-s -w "+xflags, pkg)
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+}
+
+// TestImage builds the liberator and liberator-agent binaries as `make
+// build` does, writes the image tarball, and checks it as a container
+// runtime would read it: the config (entrypoint, user, labels, platform),
+// the layer (the binaries at /liberator and /liberator-agent, executable),
+// both archive formats, and that both binaries in the image run and report
+// the version they were built with.
 func TestImage(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the image holds a linux binary; running it needs linux")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "liberator")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "-ldflags",
-		"-s -w -X "+module+"/internal/cli.Version=v9.8.7-test -X "+module+"/internal/cli.Commit=0123abc -X "+module+"/internal/cli.Date=2026-01-02T03:04:05Z",
-		"./cmd/liberator")
-	build.Dir = "../.."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOTOOLCHAIN=local")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/liberator: %v\n%s", err, out)
-	}
+	buildBinary(t, bin, "./cmd/liberator",
+		"-X "+module+"/internal/cli.Version=v9.8.7-test -X "+module+"/internal/cli.Commit=0123abc -X "+module+"/internal/cli.Date=2026-01-02T03:04:05Z")
+	agentBin := filepath.Join(dir, "liberator-agent")
+	buildBinary(t, agentBin, "./cmd/liberator-agent", "-X main.Version=v9.8.7-test -X main.Commit=0123abc -X main.Date=2026-01-02T03:04:05Z")
 
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	o := options{binary: bin, out: filepath.Join(dir, "image.tar"), tag: "registry.example/liberator:v9.8.7-test",
+	o := options{binary: bin, agent: agentBin, out: filepath.Join(dir, "image.tar"), tag: "registry.example/liberator:v9.8.7-test",
 		version: "v9.8.7-test", revision: "0123abc", created: created, arch: runtime.GOARCH, caCerts: defaultCACerts()}
 	if err := run(o); err != nil {
 		t.Fatal(err)
@@ -92,7 +101,7 @@ func TestImage(t *testing.T) {
 	}
 	defer rc.Close()
 	files := map[string]*tar.Header{}
-	var inImage []byte
+	contents := map[string][]byte{}
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -103,38 +112,17 @@ func TestImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		files[strings.TrimSuffix(h.Name, "/")] = h
-		if h.Name == "liberator" {
-			if inImage, err = io.ReadAll(tr); err != nil {
+		if h.Typeflag == tar.TypeReg {
+			if contents[h.Name], err = io.ReadAll(tr); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	h := files["liberator"]
-	if h == nil || h.Typeflag != tar.TypeReg {
-		t.Fatalf("the layer has no file /liberator; it has %v", keys(files))
-	}
-	if h.Mode&0o755 != 0o755 || h.Uid != 0 {
-		t.Errorf("/liberator: mode %o uid %d, want 0755 owned by root (executable by 65532)", h.Mode, h.Uid)
-	}
 	if p := files["etc/passwd"]; p == nil {
 		t.Errorf("the layer has no /etc/passwd for user 65532")
 	}
-	if want, _ := os.ReadFile(bin); !bytes.Equal(inImage, want) {
-		t.Errorf("/liberator in the image (%d bytes) is not the binary built (%d bytes)", len(inImage), len(want))
-	}
-
-	// The binary in the image runs, and says which version it is.
-	extracted := filepath.Join(dir, "extracted-liberator")
-	if err := os.WriteFile(extracted, inImage, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(extracted, "version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("/liberator version: %v\n%s", err, out)
-	}
-	if want := "liberator v9.8.7-test (commit 0123abc, built 2026-01-02T03:04:05Z"; !strings.Contains(string(out), want) {
-		t.Errorf("/liberator version printed %q, want it to contain %q", out, want)
-	}
+	checkBinary(t, files, contents, bin, []string{"version"}, "liberator v9.8.7-test (commit 0123abc, built 2026-01-02T03:04:05Z")
+	checkBinary(t, files, contents, agentBin, []string{"--version"}, "liberator-agent version v9.8.7-test (commit 0123abc, built 2026-01-02T03:04:05Z")
 
 	// As an OCI image layout (podman load, ctr images import, skopeo).
 	ldir := filepath.Join(dir, "layout")
@@ -174,6 +162,36 @@ func TestImage(t *testing.T) {
 	}
 	if second := digestFile(t, o.out); first != second {
 		t.Errorf("two builds from the same inputs differ: %x, %x", first, second)
+	}
+}
+
+// checkBinary checks that the layer holds the binary built at built as
+// /NAME (its base name), executable by the image's user, and that it runs
+// from there and reports the version it was built with.
+func checkBinary(t *testing.T, files map[string]*tar.Header, contents map[string][]byte, built string, args []string, wantOut string) {
+	t.Helper()
+	name := filepath.Base(built)
+	h := files[name]
+	if h == nil || h.Typeflag != tar.TypeReg {
+		t.Errorf("the layer has no file /%s; it has %v", name, keys(files))
+		return
+	}
+	if h.Mode&0o755 != 0o755 || h.Uid != 0 {
+		t.Errorf("/%s: mode %o uid %d, want 0755 owned by root (executable by 65532)", name, h.Mode, h.Uid)
+	}
+	inImage := contents[name]
+	if want, _ := os.ReadFile(built); !bytes.Equal(inImage, want) {
+		t.Errorf("/%s in the image (%d bytes) is not the binary built (%d bytes)", name, len(inImage), len(want))
+	}
+	extracted := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(extracted, inImage, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(extracted, args...).CombinedOutput()
+	if err != nil {
+		t.Errorf("/%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	} else if !strings.Contains(string(out), wantOut) {
+		t.Errorf("/%s %s printed %q, want it to contain %q", name, strings.Join(args, " "), out, wantOut)
 	}
 }
 
@@ -229,4 +247,13 @@ func digestFile(t *testing.T, p string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+// The image without the agent's binary would leave the agent DaemonSet
+// with nothing to run: -agent-binary is required.
+func TestAgentBinaryRequired(t *testing.T) {
+	err := run(options{binary: "liberator", out: filepath.Join(t.TempDir(), "image.tar")})
+	if err == nil || !strings.Contains(err.Error(), "-agent-binary is required") {
+		t.Errorf("run without -agent-binary: %v, want -agent-binary is required", err)
+	}
 }

@@ -285,6 +285,18 @@ func TestManifests(t *testing.T) {
 			{"HOST_IP from the pod's IP", func(o *unstructured.Unstructured) {
 				container(o)["env"].([]any)[1].(map[string]any)["valueFrom"] = map[string]any{"fieldRef": map[string]any{"fieldPath": "status.podIP"}}
 			}},
+			{"running liberator agent", func(o *unstructured.Unstructured) {
+				container(o)["command"] = []any{"/liberator"}
+				container(o)["args"] = append([]any{"agent"}, container(o)["args"].([]any)...)
+			}},
+			{"with an API timeout too short for its renew interval", func(o *unstructured.Unstructured) {
+				args := container(o)["args"].([]any)
+				for i, a := range args {
+					if strings.HasPrefix(a.(string), "--api-timeout=") {
+						args[i] = "--api-timeout=5s"
+					}
+				}
+			}},
 			{"the key read from another path", func(o *unstructured.Unstructured) {
 				args := container(o)["args"].([]any)
 				for i, a := range args {
@@ -663,8 +675,9 @@ const agentNamespace = "tkr-system"
 // node's fence as docs/install.md describes it: on every node, NotReady ones
 // included, never preempted, on the host network, with the watchdog device
 // (privileged, the hostPath of the device it is told to open), the peer key
-// Secret mounted where it is told to read it, and its node's name and
-// address from the downward API.
+// Secret mounted where it is told to read it, its node's name and address
+// from the downward API, the agent's own binary (/liberator-agent) as its
+// command and bounds the agent accepts.
 func agentDaemonSetProblems(o *unstructured.Unstructured) []string {
 	var ds appsv1.DaemonSet
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
@@ -706,12 +719,18 @@ func agentContainerProblems(spec corev1.PodSpec, c corev1.Container) []string {
 	var bad []string
 	fail := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
 	flags := map[string]string{}
-	for _, arg := range c.Args[min(1, len(c.Args)):] {
+	for _, arg := range c.Args {
 		k, v, _ := strings.Cut(arg, "=")
+		if !strings.HasPrefix(k, "--") {
+			fail("args %q: %q is not a --flag=value of liberator-agent", c.Args, arg)
+		}
 		flags[k] = v
 	}
-	if len(c.Args) == 0 || c.Args[0] != "agent" {
-		fail("args %q do not start with the agent subcommand", c.Args)
+	if !slices.Equal(c.Command, []string{agentCommand}) {
+		fail("command %q, want [%s]: the agent's own binary in the image", c.Command, agentCommand)
+	}
+	if err := agentBoundsProblem(flags); err != nil {
+		fail("%v", err)
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.Privileged == nil || !*sc.Privileged {
@@ -759,6 +778,34 @@ func agentContainerProblems(spec corev1.PodSpec, c corev1.Container) []string {
 		fail("resources %v: want cpu and memory requests and a memory limit", c.Resources)
 	}
 	return bad
+}
+
+// agentCommand is the agent's own binary in the liberator image
+// (cmd/liberator-agent; hack/imagebuild puts it there).
+const agentCommand = "/liberator-agent"
+
+// agentBoundsProblem says why the bounds an agent DaemonSet passes would
+// keep its agents from starting: every bound flag set, a duration, and
+// together passing agentlease.Bounds.Validate.
+func agentBoundsProblem(flags map[string]string) error {
+	var b agentlease.Bounds
+	for _, f := range []struct {
+		flag string
+		to   *time.Duration
+	}{
+		{"--watchdog-timeout", &b.WatchdogTimeout}, {"--renew-interval", &b.RenewInterval}, {"--check-interval", &b.CheckInterval},
+		{"--api-timeout", &b.APITimeout}, {"--peer-timeout", &b.PeerTimeout},
+	} {
+		d, err := time.ParseDuration(flags[f.flag])
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a duration", f.flag, flags[f.flag])
+		}
+		*f.to = d
+	}
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("the agents would refuse the bounds of the args: %v", err)
+	}
+	return nil
 }
 
 // agentVolume finds the first volume that matches and the container's mount

@@ -1,0 +1,43 @@
+// Command liberator-agent is the liberator agent alone: the same command as
+// `liberator agent` (internal/agent/agentcmd), in a binary that links
+// nothing of the controller, so that the agent on every node stays small
+// (its resident memory is mostly the pages of its binary). The image carries
+// it as /liberator-agent beside /liberator; the agent DaemonSet runs it.
+//
+//	liberator-agent --peer-key-file=/etc/liberator/peer/key
+//
+// A first argument "agent" is accepted and ignored, so that a command line
+// written for `liberator agent` works unchanged.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/liberator-dev/liberator/internal/agent/agentcmd"
+)
+
+// Build information, set with -ldflags -X main.Version=... (Makefile,
+// Dockerfile).
+var (
+	Version = "dev"
+	Commit  = "unknown"
+	Date    = "unknown"
+)
+
+func main() {
+	cmd := agentcmd.New(os.Stderr, Version)
+	cmd.Use = "liberator-agent"
+	cmd.Version = fmt.Sprintf("%s (commit %s, built %s, %s)", Version, Commit, Date, runtime.Version())
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true // as `liberator`: one line
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "agent" {
+		args = args[1:]
+	}
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "liberator-agent:", err)
+		os.Exit(1)
+	}
+}
