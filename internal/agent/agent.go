@@ -66,6 +66,10 @@ type Agent struct {
 	peers        []Peer
 	lastMembers  time.Time
 
+	// renewed is the fingerprint of the last renewal the API server
+	// answered, published with the next one (agentlease.Renewed).
+	renewed string
+
 	mu sync.Mutex
 	// successEnd is when the last successful renewal returned: never
 	// earlier than its write. Peers are told the time since then.

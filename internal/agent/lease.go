@@ -42,12 +42,18 @@ func (a *Agent) writeLease(ctx context.Context, l *coordinationv1.Lease, create 
 	defer cancel()
 	leases := a.kube.CoordinationV1().Leases(a.cfg.Namespace)
 	var err error
+	var got *coordinationv1.Lease
 	if create {
-		if _, err = leases.Create(cctx, l, metav1.CreateOptions{}); err != nil {
+		if got, err = leases.Create(cctx, l, metav1.CreateOptions{}); err != nil {
 			a.m.APIFailures.WithLabelValues("create").Inc()
 		}
-	} else if _, err = leases.Update(cctx, l, metav1.UpdateOptions{}); err != nil {
+	} else if got, err = leases.Update(cctx, l, metav1.UpdateOptions{}); err != nil {
 		a.m.APIFailures.WithLabelValues("update").Inc()
+	}
+	if err == nil {
+		// The API server answered: this renewal landed, and the next one
+		// says so (agentlease.Renewed).
+		a.renewed = agentlease.Fingerprint(got)
 	}
 	return err
 }
@@ -56,7 +62,7 @@ func (a *Agent) writeLease(ctx context.Context, l *coordinationv1.Lease, create 
 func (a *Agent) published(l *coordinationv1.Lease) agentlease.Published {
 	return agentlease.Published{Node: a.cfg.Node, Armed: a.wd != nil, Bounds: a.bounds,
 		Quorum: agentlease.QuorumOf(a.maxMembers), PeerAddress: a.cfg.PeerAddress, BootID: a.bootID,
-		FenceAck: a.ackFor(l)}
+		FenceAck: a.ackFor(l), Renewed: a.renewed}
 }
 
 // ackFor is the fence-ack to write: any request, once the agent has

@@ -32,7 +32,20 @@ func TestHealthyAgentFeedsAndPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := agentlease.Published{Node: testNode, Armed: true, Bounds: testBounds, Quorum: 2, PeerAddress: "127.0.0.1:9447", BootID: testBoot}
-	p.RenewTime = ""
+	// Each renewal confirms the one before it, which the API server
+	// answered.
+	before := p.RenewTime
+	for i := 0; i < 10 && agentlease.Fingerprint(b.lease()) == before; i++ {
+		b.tick()
+	}
+	next, err := agentlease.Parse(b.lease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.RenewTime == before || next.Renewed != before {
+		t.Errorf("after the renewal at %s the Lease says renewTime %s, renewed %q; want the new renewal to confirm the old", before, next.RenewTime, next.Renewed)
+	}
+	p.RenewTime, p.Renewed = "", ""
 	if p != want {
 		t.Errorf("published %+v\nwant %+v", p, want)
 	}

@@ -34,13 +34,16 @@ func NodeOf(leaseName string) (string, bool) {
 // that the controller can watch agent Leases by label selector.
 const NodeLabel = "agent.liberator.dev/node"
 
-// Defaults of the agent's bounds: an isolation bound of 22 s, under the
-// controller's 40 s window, with a watchdog timeout common on servers.
+// Defaults of the agent's bounds: an isolation bound of 26 s, under the
+// controller's 40 s window, with a watchdog timeout common on servers. The
+// API timeout leaves the controller room to count a healthy agent fresh
+// with a 2 s margin: half of it less the margin exceeds two renew
+// intervals.
 var DefaultBounds = Bounds{
 	WatchdogTimeout: 10 * time.Second,
 	CheckInterval:   time.Second,
 	RenewInterval:   2 * time.Second,
-	APITimeout:      10 * time.Second,
+	APITimeout:      14 * time.Second,
 	PeerTimeout:     time.Second,
 }
 
@@ -77,6 +80,12 @@ const (
 	// FenceRequest is written by the controller: the name of the Takeover
 	// that asks this node's agent to fence its node.
 	FenceRequest = annPrefix + "fence-request"
+	// Renewed is the renewTime (Fingerprint) of the agent's last renewal
+	// that it knows landed: the API server answered it. It is written with
+	// the next renewal. A write can land after the agent gave up on it, so
+	// the controller counts an agent fresh only from when it saw a renewal
+	// that a later one confirms this way.
+	Renewed = annPrefix + "renewed"
 	// FenceAck is written by the agent once it has stopped feeding the
 	// watchdog for the request of that name: the Takeover's name.
 	FenceAck = annPrefix + "fence-ack"
@@ -129,6 +138,9 @@ type Published struct {
 	BootID       string
 	FenceRequest string
 	FenceAck     string
+	// Renewed is the agent's confirmation of its previous renewal (a
+	// RenewTime fingerprint), empty when it has none.
+	Renewed string
 	// RenewTime is spec.renewTime in its exact text form (a fingerprint
 	// for comparisons, never a clock reading of ours).
 	RenewTime string
@@ -143,10 +155,7 @@ func Parse(l *coordinationv1.Lease) (Published, error) {
 	}
 	a := l.Annotations
 	p := Published{Node: node, Armed: a[Armed] == "true", PeerAddress: a[PeerAddress], BootID: a[BootID],
-		FenceRequest: a[FenceRequest], FenceAck: a[FenceAck]}
-	if l.Spec.RenewTime != nil {
-		p.RenewTime = l.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
-	}
+		FenceRequest: a[FenceRequest], FenceAck: a[FenceAck], Renewed: a[Renewed], RenewTime: Fingerprint(l)}
 	var err error
 	for _, d := range []struct {
 		key string
@@ -190,6 +199,20 @@ func (p Published) Apply(l *coordinationv1.Lease) {
 	} else {
 		delete(a, FenceAck)
 	}
+	if p.Renewed != "" {
+		a[Renewed] = p.Renewed
+	} else {
+		delete(a, Renewed)
+	}
+}
+
+// Fingerprint is l's spec.renewTime in its exact text form, empty when it
+// has none: compared for equality only, never read as a clock.
+func Fingerprint(l *coordinationv1.Lease) string {
+	if l == nil || l.Spec.RenewTime == nil {
+		return ""
+	}
+	return l.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
 }
 
 // QuorumOf is the quorum for a membership of n agents: a strict majority.

@@ -11,7 +11,7 @@ import (
 
 func published() Published {
 	return Published{Node: "n1", Armed: true, Bounds: DefaultBounds, Quorum: 2, PeerAddress: "10.0.0.1:9447",
-		BootID: "b-1", FenceAck: "tk-1"}
+		BootID: "b-1", FenceAck: "tk-1", Renewed: "2026-01-02T03:04:03.5Z"}
 }
 
 func TestParseApplyRoundTrip(t *testing.T) {
@@ -35,8 +35,11 @@ func TestParseApplyRoundTrip(t *testing.T) {
 	}
 	// Apply leaves the controller's request alone and removes an ack
 	// that is no longer published.
-	p.FenceAck = ""
+	p.FenceAck, p.Renewed = "", ""
 	p.Apply(l)
+	if _, ok := l.Annotations[Renewed]; ok {
+		t.Errorf("annotations after clearing the confirmation: %v", l.Annotations)
+	}
 	if _, ok := l.Annotations[FenceAck]; ok || l.Annotations[FenceRequest] != "tk-1" {
 		t.Errorf("annotations after clearing the ack: %v", l.Annotations)
 	}
@@ -137,7 +140,7 @@ func TestReachesAndQuorum(t *testing.T) {
 			t.Errorf("QuorumOf(%d) = %d, want %d", n, got, want)
 		}
 	}
-	if got := DefaultBounds.Isolation(); got != 22*time.Second {
-		t.Errorf("default isolation bound %s, want 22s", got)
+	if got := DefaultBounds.Isolation(); got != 26*time.Second {
+		t.Errorf("default isolation bound %s, want 26s", got)
 	}
 }

@@ -123,7 +123,9 @@ func TestAgentFenceNewLeaderWaitsAWholeBound(t *testing.T) {
 
 // An API outage for everyone: no agent renews, so a quorum of agents is
 // not fresh and may keep each other up. A node that stays cut off after
-// the others return is released only a whole bound after they return.
+// the others return is released only a whole bound after they are fresh
+// again: their first renewal after the outage is late (no anchor), the
+// second is on time, and the third confirms it, 2s after the return.
 func TestAgentFenceQuorumOutagePushesTheBound(t *testing.T) {
 	a := newAgentFixture(t, statefulWorkload()...)
 	a.advance(30 * time.Second)
@@ -139,8 +141,8 @@ func TestAgentFenceQuorumOutagePushesTheBound(t *testing.T) {
 	}
 	back := a.clock.Now()
 	fenced, tk := a.runUntilFenced(failedNode, time.Minute)
-	if got := fenced.Sub(back); got != 24*time.Second {
-		t.Fatalf("Fenced %s after the API returned, want 24s (a whole bound after the quorum was last not fresh)", got)
+	if got := fenced.Sub(back); got != 26*time.Second {
+		t.Fatalf("Fenced %s after the API returned, want 26s (a whole bound, 24s, after the quorum was last not fresh, 2s after the return)", got)
 	}
 	if !strings.Contains(tk.Status.FenceOutput, "a quorum of agents last seen not fresh 24s ago") {
 		t.Fatalf("fence output %q", tk.Status.FenceOutput)
@@ -173,7 +175,7 @@ func TestAgentNotArmedNotFenceable(t *testing.T) {
 func TestAgentFenceReady(t *testing.T) {
 	a := newAgentFixture(t)
 	a.writeAgent("w2", true, func(l *coordinationv1.Lease) { l.Annotations[agentlease.WatchdogTimeout] = "58s" })
-	a.writeAgent("w3", true, func(l *coordinationv1.Lease) { l.Annotations[agentlease.APITimeout] = "5s" })
+	a.writeAgent("w3", true, func(l *coordinationv1.Lease) { l.Annotations[agentlease.APITimeout] = "3s" })
 	if err := a.tracker.Delete(leasesGVR, agentNS, agentlease.LeaseName("w4")); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestAgentFenceReady(t *testing.T) {
 	}{
 		"w1": {corev1.ConditionTrue, ReasonAgentArmed, "agent on w1 is armed: cut off, its node is reset within 22s + margin 2s of its last renewal; on request, within its watchdog timeout 10s + margin 2s (class lab)"},
 		"w2": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w2 publishes isolation 1m10s + margin 2s, above the class's maxIsolation 1m0s (class lab, provider agent)"},
-		"w3": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w3 publishes unusable bounds: API timeout 5s must be at least twice the renew interval 2s plus the check interval 1s"},
+		"w3": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w3 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus the check interval 1s"},
 		"w4": {corev1.ConditionFalse, ReasonAgentNotReady, "no agent Lease tkr-system/liberator-agent-w4 seen: the liberator agent does not run on w4"},
 	}
 	for node, w := range want {

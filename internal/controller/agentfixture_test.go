@@ -40,10 +40,22 @@ func newAgentFixture(t *testing.T, objs ...runtime.Object) *agentFixture {
 		Timeout:   config.Duration{Duration: 10 * time.Second}}}
 	a := &agentFixture{fixture: f, agentDown: map[string]bool{}, ackAt: map[string]time.Time{}}
 	for _, n := range fixtureNodes {
-		f.create(agentLease(published(n, 3), fixtureStart.Add(-time.Second)))
+		f.create(agentLease(fixturePublished(n), fixtureStart.Add(-time.Second)))
 	}
 	a.newLeader()
 	return a
+}
+
+// fixtureBounds are the fixture agents' bounds: isolation 10s + 1s + 1s +
+// 10s = 22s, renewing every second, fresh for 10s/2 - 2s = 3s.
+var fixtureBounds = agentlease.Bounds{WatchdogTimeout: 10 * time.Second, CheckInterval: time.Second,
+	RenewInterval: time.Second, APITimeout: 10 * time.Second, PeerTimeout: time.Second}
+
+// fixturePublished is what a fixture agent publishes: quorum 3 of 4.
+func fixturePublished(node string) agentlease.Published {
+	p := published(node, 3)
+	p.Bounds = fixtureBounds
+	return p
 }
 
 // newLeader builds a controller with the agent provider's own fencer (a
@@ -105,11 +117,15 @@ func (a *agentFixture) writeAgent(node string, deliver bool, fn func(l *coordina
 	}
 }
 
-// renewAgent renews node's agent Lease (the agent's clock: a new value).
+// renewAgent renews node's agent Lease (the agent's clock: a new value),
+// confirming the renewal before it, which landed.
 func (a *agentFixture) renewAgent(node string, deliver bool) {
 	a.seq++
 	renew := a.clock.Now().Add(time.Duration(a.seq) * time.Microsecond)
-	a.writeAgent(node, deliver, func(l *coordinationv1.Lease) { l.Spec.RenewTime.Time = renew })
+	a.writeAgent(node, deliver, func(l *coordinationv1.Lease) {
+		l.Annotations[agentlease.Renewed] = agentlease.Fingerprint(l)
+		l.Spec.RenewTime.Time = renew
+	})
 }
 
 // advance moves the clock on by d, a second at a time: the kubelets and

@@ -22,15 +22,28 @@ import (
 // monotonic clock, the acknowledgements, and Q: for every k, the last
 // instant at which at least k agents were not fresh.
 //
-// An agent is fresh while its last renewal seen is under F old, F being
-// the smallest API timeout of the agents, halved, less the largest margin
-// of the agent classes: such an agent cannot answer its peers "no API". The
+// An agent is fresh while its freshness anchor is under F old, F being the
+// smallest API timeout of the agents, halved, less the largest margin of
+// the agent classes: such an agent cannot answer its peers "no API". The
+// anchor is when the controller saw a renewal that a later renewal of the
+// agent confirms it knew had landed (agentlease.Renewed): a write can land
+// after the agent gave up on it, and an agent measures its answers from
+// the last renewal the API server answered, so a renewal seen but never
+// confirmed proves nothing about what the agent tells its peers. A
+// sighting counts only when it is on time: the agent's previous renewal
+// was seen within two renew intervals and the margin before it, and
+// neither a watch error nor a blind view came in between. A renewal
+// delivered late (a relist after a broken watch, a backlog after a stall)
+// would otherwise look recent. The
 // count of agents not fresh only grows between Lease events, so recording
 // it before each event is applied, and at each evaluation, makes Q exact.
 type agentTracker struct {
 	clock clock.PassiveClock
 	// margin is the largest margin of the agent classes.
 	margin time.Duration
+	// blind reports whether the controller's view is blind (health.go):
+	// while it is, no agent is fresh and no sighting counts.
+	blind func() bool
 
 	mu sync.Mutex
 	// start is when the view began (the informer synced): nothing is known
@@ -39,7 +52,7 @@ type agentTracker struct {
 	agents map[string]*agentState
 	// minAPI is the smallest API timeout the parsed agent Leases publish.
 	minAPI time.Duration
-	// renewals are the renewals seen, oldest first; those under F old
+	// renewals are the freshness anchors, oldest first; those under F old
 	// make their agents fresh. fresh counts the fresh agents.
 	renewals []renewalSeen
 	fresh    int
@@ -58,11 +71,29 @@ type agentState struct {
 	firstSeen time.Time
 	// renewSeen is when renew was last seen to change; zero: never.
 	renewSeen time.Time
-	fresh     bool
+	// sightings are the last renewals seen on time, with when, for the
+	// confirmations that follow them. lastChange is when the previous
+	// renewal was seen, for the on-time test; zero after a distrust.
+	sightings  []sighting
+	lastChange time.Time
+	// anchor is when the controller saw the agent's latest renewal that a
+	// later one confirmed; zero: none yet. fresh: it is under F old.
+	anchor time.Time
+	fresh  bool
 	// ackName is the last acknowledgement seen, first seen at ackSeen.
 	ackName string
 	ackSeen time.Time
 }
+
+type sighting struct {
+	renew string
+	at    time.Time
+}
+
+// keepSightings is how many renewals seen are kept for confirmations: the
+// agent confirms the one before its current write, so a few cover watch
+// events that arrive together.
+const keepSightings = 4
 
 type renewalSeen struct {
 	node string
@@ -109,13 +140,13 @@ func (t *agentTracker) freshFor() time.Duration {
 	return t.minAPI/2 - t.margin
 }
 
-// expire marks not fresh the agents whose last renewal seen is F old at now.
+// expire marks not fresh the agents whose anchor is F old at now.
 func (t *agentTracker) expire(now time.Time) {
 	f := t.freshFor()
 	i := 0
 	for ; i < len(t.renewals) && now.Sub(t.renewals[i].at) >= f; i++ {
 		r := t.renewals[i]
-		if a := t.agents[r.node]; a != nil && a.fresh && a.renewSeen.Equal(r.at) {
+		if a := t.agents[r.node]; a != nil && a.fresh && a.anchor.Equal(r.at) {
 			a.fresh = false
 			t.fresh--
 		}
@@ -125,6 +156,9 @@ func (t *agentTracker) expire(now time.Time) {
 
 // record notes that at now, len(agents) - fresh agents are not fresh.
 func (t *agentTracker) record(now time.Time) {
+	if t.blind != nil && t.blind() {
+		t.distrustLocked()
+	}
 	t.expire(now)
 	n := len(t.agents) - t.fresh
 	for len(t.steps) > 0 && t.steps[len(t.steps)-1].k <= n {
@@ -181,15 +215,62 @@ func (t *agentTracker) observe(l *coordinationv1.Lease) {
 		a.fresh = false
 		t.fresh--
 	}
-	if renew == a.renew {
+	if renew != a.renew {
+		onTime := err == nil && !a.lastChange.IsZero() && now.Sub(a.lastChange) <= 2*pub.RenewInterval+t.margin
+		a.renew, a.renewSeen, a.lastChange = renew, now, now
+		if onTime {
+			a.sightings = append(a.sightings, sighting{renew: renew, at: now})
+			if len(a.sightings) > keepSightings {
+				a.sightings = a.sightings[len(a.sightings)-keepSightings:]
+			}
+		}
+	}
+	if err == nil {
+		t.confirm(node, a, pub.Renewed, now)
+	}
+}
+
+// confirm moves a's anchor to when the controller saw the renewal the
+// agent now confirms, and makes it fresh if that is under F ago.
+func (t *agentTracker) confirm(node string, a *agentState, renewed string, now time.Time) {
+	var at time.Time
+	for _, s := range a.sightings {
+		if s.renew == renewed && renewed != "" {
+			at = s.at
+		}
+	}
+	if at.IsZero() || !at.After(a.anchor) {
 		return
 	}
-	a.renew, a.renewSeen = renew, now
-	t.renewals = append(t.renewals, renewalSeen{node: node, at: now})
-	if err == nil && t.freshFor() > 0 && !a.fresh {
+	a.anchor = at
+	i := sort.Search(len(t.renewals), func(i int) bool { return t.renewals[i].at.After(at) })
+	t.renewals = append(t.renewals, renewalSeen{})
+	copy(t.renewals[i+1:], t.renewals[i:])
+	t.renewals[i] = renewalSeen{node: node, at: at}
+	if f := t.freshFor(); f > 0 && now.Sub(at) < f && !a.fresh {
 		a.fresh = true
 		t.fresh++
 	}
+}
+
+// distrust forgets every freshness the controller knew: after a watch
+// error on the agent Leases, events may arrive late.
+func (t *agentTracker) distrust() {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.record(now)
+	t.distrustLocked()
+}
+
+// distrustLocked makes every agent not fresh, with no anchor and no
+// sighting that a later confirmation could use: an agent is fresh again
+// only after two renewals seen on time. L (renewSeen) is kept.
+func (t *agentTracker) distrustLocked() {
+	for _, a := range t.agents {
+		a.fresh, a.anchor, a.sightings, a.lastChange = false, time.Time{}, nil, time.Time{}
+	}
+	t.fresh, t.renewals = 0, t.renewals[:0]
 }
 
 // forget applies a deleted agent Lease: the agent leaves the membership,
@@ -245,10 +326,10 @@ func (t *agentTracker) recount(now time.Time) {
 	f := t.freshFor()
 	t.renewals, t.fresh = t.renewals[:0], 0
 	for node, a := range t.agents {
-		a.fresh = a.err == nil && !a.renewSeen.IsZero() && now.Sub(a.renewSeen) < f
+		a.fresh = a.err == nil && !a.anchor.IsZero() && now.Sub(a.anchor) < f
 		if a.fresh {
 			t.fresh++
-			t.renewals = append(t.renewals, renewalSeen{node: node, at: a.renewSeen})
+			t.renewals = append(t.renewals, renewalSeen{node: node, at: a.anchor})
 		}
 	}
 	sort.Slice(t.renewals, func(i, j int) bool { return t.renewals[i].at.Before(t.renewals[j].at) })

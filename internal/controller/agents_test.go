@@ -39,14 +39,31 @@ func published(node string, quorum int) agentlease.Published {
 		PeerAddress: "10.0.0.1:9447", BootID: "boot-" + node + "-1"}
 }
 
-// The tracker's Q on a timeline: with the default bounds and margin 2s, an
-// agent is fresh for 3s after a renewal is seen.
+// confirmer writes agent Leases as an agent does: each renewal confirms
+// the one before it (agentlease.Renewed).
+type confirmer map[string]time.Time
+
+func (c confirmer) lease(p agentlease.Published, renew time.Time) *coordinationv1.Lease {
+	if prev, ok := c[p.Node]; ok {
+		p.Renewed = prev.UTC().Format(time.RFC3339Nano)
+	}
+	c[p.Node] = renew
+	return agentLease(p, renew)
+}
+
+// The tracker's Q on a timeline: with the default bounds (API timeout 14s,
+// renew interval 2s) and margin 2s, an agent is fresh for 5s after the
+// sighting of a renewal that a later one confirms, and a sighting counts
+// when the agent's previous renewal was seen at most 6s before it.
 func TestAgentTrackerQuorumNotFresh(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(t0)
 	tr := newAgentTracker(clk, 2*time.Second)
-	renew := func(node string) {
-		tr.observe(agentLease(published(node, 2), clk.Now()))
+	w := confirmer{}
+	renew := func(nodes ...string) {
+		for _, n := range nodes {
+			tr.observe(w.lease(published(n, 2), clk.Now()))
+		}
 	}
 	q := func(node string) time.Duration {
 		v, ok := tr.view(node)
@@ -55,50 +72,107 @@ func TestAgentTrackerQuorumNotFresh(t *testing.T) {
 		}
 		return v.q.Sub(t0)
 	}
-	for _, n := range []string{"a", "b", "c"} {
-		renew(n) // first seen: not fresh
-	}
+	renew("a", "b", "c") // first seen: not fresh, and no sighting
 	clk.Step(time.Second)
 	if got := q("a"); got != time.Second {
 		t.Fatalf("nothing seen renewing yet: Q = %v, want now (1s)", got)
 	}
-	renew("a")
-	renew("b") // 1 not fresh from here
-	renew("c")
-	clk.Step(10 * time.Second)
-	if got := q("a"); got != 11*time.Second {
-		t.Fatalf("all three went stale 3s after their renewals at 1s, so at least 2 were not fresh until now: Q = %v, want 11s", got)
+	renew("a", "b", "c") // 1s: a change, but nothing seen before it on time
+	clk.Step(2 * time.Second)
+	renew("a", "b", "c") // 3s: on time, confirms 1s (no sighting)
+	clk.Step(2 * time.Second)
+	renew("a", "b", "c") // 5s: confirms 3s: fresh until 8s
+	if got := q("a"); got != 5*time.Second {
+		t.Fatalf("fresh from the confirmation at 5s: Q = %v, want 5s", got)
 	}
-	// The API comes back for b and c at 20s: a quorum (2) was not fresh
-	// until then, and never since while they renew every 2s.
-	clk.Step(9 * time.Second)
-	for range 3 {
-		renew("b")
-		renew("c")
+	clk.Step(15 * time.Second)
+	if got := q("a"); got != 20*time.Second {
+		t.Fatalf("all three stale since 8s: Q = %v, want now (20s)", got)
+	}
+	// The API comes back for b and c at 20s. Their renewal at 20s is late
+	// (their last was seen at 5s), so it cannot anchor; 22s is on time and
+	// 24s confirms it: from 24s only a is not fresh.
+	for range 4 {
+		renew("b", "c")
 		clk.Step(2 * time.Second)
 	}
-	if got := q("a"); got != 20*time.Second {
-		t.Fatalf("b and c back at 20s: Q = %v, want 20s", got)
+	if got := q("a"); got != 24*time.Second {
+		t.Fatalf("b and c fresh again from 24s: Q = %v, want 24s", got)
 	}
-	// b goes silent after its renewal at 24s: from 27s, a and b are not
-	// fresh again.
+	// b goes silent after its renewal at 26s (anchor 24s, fresh until 29s).
 	renew("c")
 	clk.Step(2 * time.Second)
 	renew("c")
-	if got := q("a"); got != 28*time.Second {
-		t.Fatalf("b stale since 27s: Q = %v, want now (28s)", got)
+	if got := q("a"); got != 30*time.Second {
+		t.Fatalf("b stale since 29s: Q = %v, want now (30s)", got)
 	}
-	// b's Lease is deleted at 29s: the count it was part of is recorded
+	// b's Lease is deleted at 31s: the count it was part of is recorded
 	// first; after it only a is not fresh.
 	clk.Step(time.Second)
 	tr.forget(agentLease(published("b", 2), t0))
 	clk.Step(time.Second)
 	renew("c")
-	if got := q("a"); got != 29*time.Second {
-		t.Fatalf("b deleted at 29s: Q = %v, want 29s", got)
+	if got := q("a"); got != 31*time.Second {
+		t.Fatalf("b deleted at 31s: Q = %v, want 31s", got)
 	}
-	if got := q("c"); got != 29*time.Second {
+	if got := q("c"); got != 31*time.Second {
 		t.Fatalf("Q is the same for every node of the same quorum: c's %v", got)
+	}
+}
+
+// A renewal seen but never confirmed (it may have landed after the agent
+// gave up on it) makes nobody fresh; a watch error or a blind view forgets
+// every freshness until two renewals are again seen on time.
+func TestAgentTrackerConfirmationAndDistrust(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(t0)
+	tr := newAgentTracker(clk, 2*time.Second)
+	blind := false
+	tr.blind = func() bool { return blind }
+	w := confirmer{}
+	fresh := func() int {
+		tr.view("a")
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.fresh
+	}
+	// Renewals that never confirm one another: never fresh.
+	for i := range 5 {
+		tr.observe(agentLease(published("a", 1), t0.Add(time.Duration(i)*2*time.Second)))
+		clk.Step(2 * time.Second)
+	}
+	if n := fresh(); n != 0 {
+		t.Fatalf("unconfirmed renewals made %d agents fresh", n)
+	}
+	for range 3 {
+		tr.observe(w.lease(published("a", 1), clk.Now()))
+		clk.Step(2 * time.Second)
+	}
+	if n := fresh(); n != 1 {
+		t.Fatalf("confirmed renewals on time: %d fresh, want 1", n)
+	}
+	tr.distrust()
+	if n := fresh(); n != 0 {
+		t.Fatalf("after a watch error: %d fresh, want 0", n)
+	}
+	tr.observe(w.lease(published("a", 1), clk.Now()))
+	clk.Step(2 * time.Second)
+	if n := fresh(); n != 0 {
+		t.Fatalf("one renewal after a watch error: %d fresh, want 0", n)
+	}
+	for range 2 {
+		tr.observe(w.lease(published("a", 1), clk.Now()))
+		clk.Step(time.Second)
+	}
+	if n := fresh(); n != 1 {
+		t.Fatalf("two renewals on time after the watch error: %d fresh, want 1", n)
+	}
+	blind = true
+	if n := fresh(); n != 0 {
+		t.Fatalf("blind view: %d fresh, want 0", n)
+	}
+	if got := tr.quorumNotFresh(1); !got.Equal(clk.Now()) {
+		t.Fatalf("blind view: Q = %v, want now", got.Sub(t0))
 	}
 }
 
@@ -113,6 +187,7 @@ func TestAgentTrackerQuorumExact(t *testing.T) {
 		clk := clocktesting.NewFakeClock(t0)
 		tr := newAgentTracker(clk, margin)
 		m := newBruteAgents(t0, margin)
+		w := confirmer{}
 		nodes := []string{"a", "b", "c", "d", "e"}
 		now := time.Duration(0)
 		for ev := range 60 {
@@ -124,10 +199,11 @@ func TestAgentTrackerQuorumExact(t *testing.T) {
 				api := []time.Duration{10 * time.Second, 8 * time.Second, 12 * time.Second}[rng.Intn(3)]
 				p := published(n, 1+rng.Intn(5))
 				p.APITimeout = api
-				tr.observe(agentLease(p, t0.Add(now)))
+				tr.observe(w.lease(p, t0.Add(now)))
 				m.renew(n, now, api)
 			case r < 8:
 				tr.forget(agentLease(published(n, 1), t0))
+				delete(w, n)
 				m.remove(n, now)
 			default:
 				v, ok := tr.view(n)
@@ -177,13 +253,18 @@ func (b *bruteAgents) remove(n string, at time.Duration) {
 }
 
 // notFresh counts the agents not fresh at t, with the events before t
-// (strict) or up to t.
+// (strict) or up to t. Each renewal confirms the one before it; a renewal
+// is a sighting when the agent's previous change was seen at most two
+// renew intervals (2s each) plus the margin before it; an agent is fresh
+// while the latest sighting confirmed is under F old.
 func (b *bruteAgents) notFresh(t time.Duration, inclusive bool) int {
 	type st struct {
-		present            bool
-		api, seen, renewed time.Duration
-		hasRenewal         bool
+		present                       bool
+		api, prev, lastChange, anchor time.Duration
+		hasLastChange, hasAnchor      bool
+		sighted                       map[time.Duration]bool
 	}
+	window := 2*agentlease.DefaultBounds.RenewInterval + b.margin
 	agents := map[string]*st{}
 	for n, evs := range b.hist {
 		s := &st{}
@@ -195,9 +276,17 @@ func (b *bruteAgents) notFresh(t time.Duration, inclusive bool) int {
 			case e.gone:
 				*s = st{}
 			case !s.present:
-				*s = st{present: true, api: e.api, seen: e.at}
+				*s = st{present: true, api: e.api, prev: e.at, sighted: map[time.Duration]bool{}}
 			default:
-				s.api, s.renewed, s.hasRenewal = e.api, e.at, true
+				s.api = e.api
+				if s.hasLastChange && e.at-s.lastChange <= window {
+					s.sighted[e.at] = true
+				}
+				s.lastChange, s.hasLastChange = e.at, true
+				if s.sighted[s.prev] && (!s.hasAnchor || s.prev > s.anchor) {
+					s.anchor, s.hasAnchor = s.prev, true
+				}
+				s.prev = e.at
 			}
 		}
 		if s.present {
@@ -213,7 +302,7 @@ func (b *bruteAgents) notFresh(t time.Duration, inclusive bool) int {
 	f := minAPI/2 - b.margin
 	count := 0
 	for _, s := range agents {
-		if !s.hasRenewal || t-s.renewed >= f {
+		if !s.hasAnchor || t-s.anchor >= f {
 			count++
 		}
 	}

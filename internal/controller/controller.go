@@ -156,12 +156,16 @@ func New(o Options) (*Controller, error) {
 	infs := []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers}
 	if found, margin := agentClasses(o.Config); found {
 		c.agents = newAgentTracker(c.clock, margin)
+		c.agents.blind = c.health.blind
 		c.agentFactory, c.agentLeases = newAgentInformer(o.Kube, c.secretNamespace())
 		infs = append(infs, c.agentLeases)
 	}
 	for _, inf := range infs {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			c.apiResult("watch", err)
+			if c.agents != nil && inf == c.agentLeases {
+				c.agents.distrust() // what the relist delivers may be late
+			}
 		})
 	}
 	if err := c.addHandlers(); err != nil {

@@ -44,7 +44,9 @@ type AgentVerdict struct {
 // class with this margin and maxIsolation, or nil when it is one: it must
 // hold its watchdog (armed), publish usable bounds, an isolation bound
 // plus margin within maxIsolation, and a renew interval short enough that
-// a healthy agent counts as fresh (half its API timeout less the margin).
+// a healthy agent counts as fresh: its freshness runs from the renewal
+// before its last, so two renew intervals must fit in half its API
+// timeout less the margin.
 func AgentFenceable(p agentlease.Published, margin, maxIsolation time.Duration) error {
 	if !p.Armed {
 		return fmt.Errorf("agent on %s is not armed: it holds no watchdog that would reset the node", p.Node)
@@ -55,9 +57,9 @@ func AgentFenceable(p agentlease.Published, margin, maxIsolation time.Duration) 
 	if iso := p.Isolation(); iso+margin > maxIsolation {
 		return fmt.Errorf("agent on %s publishes isolation %s + margin %s, above the class's maxIsolation %s", p.Node, iso, margin, maxIsolation)
 	}
-	if fresh := p.APITimeout/2 - margin; fresh <= p.RenewInterval {
-		return fmt.Errorf("agent on %s could never count as fresh: half its API timeout %s less the margin %s is %s, not above its renew interval %s",
-			p.Node, p.APITimeout/2, margin, fresh, p.RenewInterval)
+	if fresh := p.APITimeout/2 - margin; fresh <= 2*p.RenewInterval {
+		return fmt.Errorf("agent on %s could never count as fresh: half its API timeout %s less the margin %s is %s, not above two renew intervals %s (a renewal counts once the next confirms it)",
+			p.Node, p.APITimeout/2, margin, fresh, 2*p.RenewInterval)
 	}
 	return nil
 }

@@ -13,10 +13,14 @@ var agentT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(d time.Duration) time.Time { return agentT0.Add(d) }
 
-// armedAgent publishes the default bounds: isolation 10s + 1s + 1s + 10s =
-// 22s, fresh for 10s/2 - 2s = 3s > renew interval 2s.
+// testBounds: isolation 10s + 1s + 1s + 10s = 22s, fresh for 10s/2 - 2s =
+// 3s > two renew intervals of 1s.
+var testBounds = agentlease.Bounds{WatchdogTimeout: 10 * time.Second, CheckInterval: time.Second,
+	RenewInterval: time.Second, APITimeout: 10 * time.Second, PeerTimeout: time.Second}
+
+// armedAgent publishes testBounds.
 func armedAgent() agentlease.Published {
-	return agentlease.Published{Node: "w1", Armed: true, Bounds: agentlease.DefaultBounds, Quorum: 2, RenewTime: "2026-03-01T11:59:59.5Z"}
+	return agentlease.Published{Node: "w1", Armed: true, Bounds: testBounds, Quorum: 2, RenewTime: "2026-03-01T11:59:59.5Z"}
 }
 
 // with is an armed agent last seen renewing at 0, of a class with margin
@@ -69,14 +73,14 @@ func TestAgentFenced(t *testing.T) {
 			msg: "agent on w1 is not armed: it holds no watchdog that would reset the node"},
 		{name: "not armed, even acknowledged", in: with(func(in *AgentFence) { in.Published.Armed = false; in.AckSeen = at(0) }), now: time.Hour, fail: true,
 			msg: "is not armed"},
-		{name: "bounds invalid", in: with(func(in *AgentFence) { in.Published.APITimeout = 5 * time.Second }), now: time.Hour, fail: true,
-			msg: "agent on w1 publishes unusable bounds: API timeout 5s must be at least twice the renew interval 2s plus the check interval 1s"},
+		{name: "bounds invalid", in: with(func(in *AgentFence) { in.Published.APITimeout = 3 * time.Second }), now: time.Hour, fail: true,
+			msg: "agent on w1 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus the check interval 1s"},
 		{name: "isolation above maxIsolation", in: with(func(in *AgentFence) { in.Published.WatchdogTimeout = 58 * time.Second }), now: time.Hour, fail: true,
 			msg: "agent on w1 publishes isolation 1m10s + margin 2s, above the class's maxIsolation 1m0s"},
 		{name: "isolation exactly maxIsolation", in: with(func(in *AgentFence) { in.Published.WatchdogTimeout = 46 * time.Second }), now: 60 * time.Second,
 			done: true, msg: "bound 58s + margin 2s"},
 		{name: "could never count as fresh", in: with(func(in *AgentFence) { in.Margin = 3 * time.Second }), now: time.Hour, fail: true,
-			msg: "agent on w1 could never count as fresh: half its API timeout 5s less the margin 3s is 2s, not above its renew interval 2s"},
+			msg: "agent on w1 could never count as fresh: half its API timeout 5s less the margin 3s is 2s, not above two renew intervals 2s (a renewal counts once the next confirms it)"},
 		{name: "Lease never seen", in: with(func(in *AgentFence) { in.LastRenewal = time.Time{} }), now: time.Hour, fail: true,
 			msg: "the controller has not seen the agent Lease of w1"},
 	}
@@ -106,20 +110,20 @@ func TestAgentFenced(t *testing.T) {
 }
 
 // The fast profile of the test bed: --renew-interval 500ms --check-interval
-// 500ms --api-timeout 4s --peer-timeout 500ms --watchdog-timeout 3s, margin
-// 1s: isolation 8s, fresh for 1s.
+// 500ms --api-timeout 6s --peer-timeout 500ms --watchdog-timeout 3s, margin
+// 1s: isolation 10s, fresh for 2s.
 func TestAgentFenceableFastProfile(t *testing.T) {
 	p := armedAgent()
 	p.Bounds = agentlease.Bounds{RenewInterval: 500 * time.Millisecond, CheckInterval: 500 * time.Millisecond,
-		APITimeout: 4 * time.Second, PeerTimeout: 500 * time.Millisecond, WatchdogTimeout: 3 * time.Second}
+		APITimeout: 6 * time.Second, PeerTimeout: 500 * time.Millisecond, WatchdogTimeout: 3 * time.Second}
 	if err := AgentFenceable(p, time.Second, 20*time.Second); err != nil {
 		t.Fatalf("fast profile refused: %v", err)
 	}
-	if err := AgentFenceable(p, time.Second, 8*time.Second); err == nil || err.Error() != "agent on w1 publishes isolation 8s + margin 1s, above the class's maxIsolation 8s" {
-		t.Fatalf("maxIsolation 8s: %v", err)
+	if err := AgentFenceable(p, time.Second, 10*time.Second); err == nil || err.Error() != "agent on w1 publishes isolation 10s + margin 1s, above the class's maxIsolation 10s" {
+		t.Fatalf("maxIsolation 10s: %v", err)
 	}
-	if err := AgentFenceable(p, 1500*time.Millisecond, 20*time.Second); err == nil || !strings.Contains(err.Error(), "could never count as fresh") {
-		t.Fatalf("margin 1.5s: %v", err)
+	if err := AgentFenceable(p, 2*time.Second, 20*time.Second); err == nil || !strings.Contains(err.Error(), "could never count as fresh") {
+		t.Fatalf("margin 2s: %v", err)
 	}
 }
 

@@ -92,7 +92,7 @@ It publishes on its Lease the bounds it guarantees: unless a quorum of agents
 sees the API down for everyone, a node cut off from the API has been reset by
 its watchdog at most
   api-timeout + check-interval + peer-timeout + watchdog-timeout
-after its last successful renewal (22s with the defaults).
+after its last successful renewal (26s with the defaults).
 
 If the agent hangs, crashes or is killed, nobody feeds the watchdog and it
 resets the node: that is intended, as for SBD. Only a clean stop (SIGTERM,
