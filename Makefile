@@ -74,11 +74,11 @@ bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'Decision|Scan' -benchmem -benchtime 2000x ./internal/controller/
 	go test -run '^$$' -bench 'CacheMemory' -benchtime 1x ./internal/controller/
 
-demo: tools build ## power off mysql-0's node on a local cluster and watch the takeover
-	go run ./test/e2e/demo
+demo: tools build ## power off mysql-0's node on a local cluster and watch the takeover (AGENT=1: cut it off; its agent's watchdog resets it)
+	go run ./test/e2e/demo $(if $(AGENT),--agent)
 
-demo-up: tools build ## start a local cluster with liberator and the seed's MySQL, and keep it
-	go run ./test/e2e/demo --keep
+demo-up: tools build ## start a local cluster with liberator and the seed's MySQL, and keep it (AGENT=1: with agents)
+	go run ./test/e2e/demo --keep $(if $(AGENT),--agent)
 
 demo-down: ## stop the cluster started by demo-up
 	go run ./test/e2e/demo --down

@@ -3,6 +3,12 @@
 // mysql-0, prints the takeover as it happens, powers the node on again, and
 // cleans up. With --keep it leaves the cluster running for kubectl until it
 // is stopped (Ctrl-C, or `demo --down` from another shell).
+//
+// With --agent (make demo AGENT=1) the workers have no BMC: each lives in a
+// network namespace of its own with a liberator agent holding the bed's
+// watchdog device, the controller fences with the agent provider, and the
+// node of mysql-0 is cut off the network instead of powered off: its agent
+// stops feeding the watchdog, which resets the node.
 package main
 
 import (
@@ -45,8 +51,22 @@ fencing:
     wait: {safeTime: 5s}
 `
 
+// agentConfig fences every worker with the liberator agent, on the
+// defaults (the agents' isolation bound 26 s + margin 2 s).
+const agentConfig = `apiVersion: config.liberator.dev/v1alpha1
+kind: ControllerConfig
+# The defaults, plus one fence class: the demo's workers have no BMC; the
+# liberator agent on each holds its watchdog and resets it when cut off.
+fencing:
+  classes:
+  - name: lab
+    provider: agent
+    selfFence: {margin: 2s, maxIsolation: 60s}
+`
+
 func main() {
 	keep := flag.Bool("keep", false, "keep the cluster running for kubectl until Ctrl-C or --down")
+	flag.BoolVar(&withAgent, "agent", false, "fence with the liberator agent and a watchdog; cut the node off the network instead of powering it off")
 	down := flag.Bool("down", false, "stop a cluster kept by --keep")
 	flag.Parse()
 	var err error
@@ -66,6 +86,9 @@ func pidFile() string { return filepath.Join(os.TempDir(), "liberator-demo.pid")
 
 var start = time.Now()
 
+// withAgent is --agent.
+var withAgent bool
+
 func say(format string, args ...any) {
 	fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 }
@@ -73,13 +96,20 @@ func say(format string, args ...any) {
 func run(keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Println("liberator demo: the node running mysql-0 loses power")
-	say("building liberator and the pinned control plane if missing, starting a local cluster (2 workers simulated by kwok) ...")
-	env, err := kit.Setup(ctx, bed.Options{Workers: 2, Log: func(f string, a ...any) {
+	opts, cfg := bed.Options{Workers: 2}, demoConfig
+	if withAgent {
+		fmt.Println("liberator demo: the node running mysql-0 is cut off the network; its liberator agent lets the watchdog reset it")
+		opts, cfg = bed.Options{Workers: 3, Isolated: true, RebootAfterReset: 5 * time.Second}, agentConfig
+	} else {
+		fmt.Println("liberator demo: the node running mysql-0 loses power")
+	}
+	say("building liberator and the pinned control plane if missing, starting a local cluster (%d workers simulated by kwok) ...", opts.Workers)
+	opts.Log = func(f string, a ...any) {
 		if strings.Contains(f, "[tools]") || strings.Contains(fmt.Sprintf(f, a...), "ready with") {
 			say(f, a...)
 		}
-	}})
+	}
+	env, err := kit.Setup(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -93,12 +123,17 @@ func run(keep bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ctl, err := env.StartController("liberator", demoConfig, dir)
+	ctl, err := env.StartController("liberator", cfg, dir)
 	if err != nil {
 		return err
 	}
 	defer ctl.Stop()
 	say("controller running as ServiceAccount tkr-system/liberator (log: %s)", ctl.Log)
+	if withAgent {
+		if err := startAgents(ctx, env, dir); err != nil {
+			return err
+		}
+	}
 	if err := env.C.EnsureStorage(ctx); err != nil {
 		return err
 	}
@@ -120,16 +155,28 @@ func run(keep bool) error {
 // takeover powers the node off, prints the takeover as it happens, then
 // powers the node on and prints its recovery.
 func takeover(ctx context.Context, env *kit.Env, node string) error {
-	fmt.Printf("\npowering off %s: its heartbeats stop, mysql-0 is stranded there\n\n", node)
+	if withAgent {
+		fmt.Printf("\ncutting %s off the network: its heartbeats stop, mysql-0 is stranded there, still running\n\n", node)
+	} else {
+		fmt.Printf("\npowering off %s: its heartbeats stop, mysql-0 is stranded there\n\n", node)
+	}
 	fmt.Printf("  %8s  %-16s %s\n", "T+", "STEP", "DETAIL")
 	t0 := time.Now()
-	if err := env.C.PowerOff(node); err != nil {
-		return err
-	}
 	row := func(step, detail string, at time.Time) {
 		fmt.Printf("  %7.1fs  %-16s %s\n", at.Sub(t0).Seconds(), step, detail)
 	}
-	row("PowerOff", node+" loses power", t0)
+	if withAgent {
+		if err := env.C.Partition(node, bed.PartitionAll); err != nil {
+			return err
+		}
+		row("CutOff", node+" reaches neither the API server nor its peers", t0)
+		go reportReset(ctx, env, node, row)
+	} else {
+		if err := env.C.PowerOff(node); err != nil {
+			return err
+		}
+		row("PowerOff", node+" loses power", t0)
+	}
 	seen := 0
 	notReady, moved := false, false
 	var rto time.Duration
@@ -157,14 +204,26 @@ func takeover(ctx context.Context, env *kit.Env, node string) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	seen = printPhases(ctx, env, node, seen, row)
-	fmt.Printf("\nRTO: %.1f s from power-off to mysql-0 Ready on another node (Kubernetes alone: never)\n", rto.Seconds())
-
-	fmt.Printf("\npowering %s on again (new boot ID); liberator removes its taint after healthyDelay (30 s)\n\n", node)
-	t1 := time.Now()
-	if err := env.C.PowerOn(ctx, node); err != nil {
-		return err
+	fault := "power-off"
+	if withAgent {
+		fault = "the cut-off"
 	}
-	row("PowerOn", node+" boots", t1)
+	fmt.Printf("\nRTO: %.1f s from %s to mysql-0 Ready on another node (Kubernetes alone: never)\n", rto.Seconds(), fault)
+
+	t1 := time.Now()
+	if withAgent {
+		fmt.Printf("\nreconnecting %s: it boots again (new boot ID) with a new agent; liberator removes its taint after healthyDelay (30 s)\n\n", node)
+		if err := env.C.Heal(node); err != nil {
+			return err
+		}
+		row("Reconnect", node+" is on the network again", t1)
+	} else {
+		fmt.Printf("\npowering %s on again (new boot ID); liberator removes its taint after healthyDelay (30 s)\n\n", node)
+		if err := env.C.PowerOn(ctx, node); err != nil {
+			return err
+		}
+		row("PowerOn", node+" boots", t1)
+	}
 	for !phaseSeen(env, ctx, node, v1alpha1.PhaseRecovered) {
 		if time.Since(t1) > 3*time.Minute {
 			return errors.New("the node did not recover within 3 minutes")
