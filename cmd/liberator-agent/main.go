@@ -12,8 +12,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+
+	"github.com/spf13/cobra"
 
 	"github.com/liberator-dev/liberator/internal/agent/agentcmd"
 )
@@ -27,17 +30,24 @@ var (
 )
 
 func main() {
-	cmd := agentcmd.New(os.Stderr, Version)
+	if err := newCommand(os.Stderr, os.Args[1:]).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "liberator-agent:", err)
+		os.Exit(1)
+	}
+}
+
+// newCommand is the agent command as this binary's root. No custom help or
+// version template: a template calling methods would keep every exported
+// method in the binary (the linker's dead code elimination gives up), which
+// is most of the footprint saved.
+func newCommand(errOut io.Writer, args []string) *cobra.Command {
+	cmd := agentcmd.New(errOut, Version)
 	cmd.Use = "liberator-agent"
 	cmd.Version = fmt.Sprintf("%s (commit %s, built %s, %s)", Version, Commit, Date, runtime.Version())
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true // as `liberator`: one line
-	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "agent" {
 		args = args[1:]
 	}
 	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "liberator-agent:", err)
-		os.Exit(1)
-	}
+	return cmd
 }
