@@ -5,15 +5,21 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/internal/agentlease"
@@ -46,20 +52,21 @@ type agentProfile struct {
 	maxIsolation string
 }
 
-// agentFast is the fast profile: an isolation bound of 8 s (4 + 0.5 + 0.5 +
-// 3), margin 1 s (which covers bounds up to 33 s), unhealthyAfter 10 s.
+// agentFast is the fast profile of docs/fencing.md: an isolation bound of
+// 10 s (6 + 0.5 + 0.5 + 3), margin 1 s, maxIsolation 20 s, unhealthyAfter
+// 10 s.
 var agentFast = agentProfile{
 	name: "fast",
-	agentArgs: []string{"--renew-interval", "500ms", "--check-interval", "500ms", "--api-timeout", "4s",
+	agentArgs: []string{"--renew-interval", "500ms", "--check-interval", "500ms", "--api-timeout", "6s",
 		"--peer-timeout", "500ms", "--watchdog-timeout", "3s"},
 	lease:        fastLease,
 	watchdog:     3 * time.Second,
 	config:       "unhealthyAfter: 10s\nhealthyDelay: 5s\nfenceCheckInterval: 0s\n",
 	margin:       "1s",
-	maxIsolation: "30s",
+	maxIsolation: "20s",
 }
 
-// agentDefaults is every default: the agents' (a bound of 22 s), the
+// agentDefaults is every default: the agents' (a bound of 26 s), the
 // kubelet's 40 s Lease, the controller's unhealthyAfter 40 s, margin 2 s.
 var agentDefaults = agentProfile{
 	name:         "default",
@@ -115,7 +122,7 @@ func (l *agentLab) startAgents() {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	spec := bed.AgentSpec{Binary: liberatorBinary(l.t, l.root), Kubeconfig: kubeconfig, Args: l.profile.agentArgs}
+	spec := bed.AgentSpec{Binary: agentLabBinary(l.t, l.root), Kubeconfig: kubeconfig, Args: l.profile.agentArgs}
 	if err := l.c.StartAgents(ctx, spec); err != nil {
 		l.t.Fatal(err)
 	}
@@ -142,6 +149,35 @@ func (l *agentLab) startAgents() {
 			return err == nil && p.Quorum == want, fmt.Errorf("quorum %d, %v", p.Quorum, err)
 		})
 	}
+}
+
+var (
+	agentBinOnce sync.Once
+	agentBinPath string
+	agentBinErr  error
+)
+
+// agentLabBinary builds cmd/liberator-agent, the binary the agent
+// DaemonSet runs, once per test run.
+func agentLabBinary(t *testing.T, root string) string {
+	t.Helper()
+	agentBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "liberator-agent-bin-")
+		if err != nil {
+			agentBinErr = err
+			return
+		}
+		agentBinPath = filepath.Join(dir, "liberator-agent")
+		cmd := exec.Command("go", "build", "-o", agentBinPath, "./cmd/liberator-agent")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentBinErr = fmt.Errorf("build liberator-agent: %v\n%s", err, out)
+		}
+	})
+	if agentBinErr != nil {
+		t.Fatal(agentBinErr)
+	}
+	return agentBinPath
 }
 
 // applyFile server-side applies every object of a YAML file.
@@ -237,8 +273,9 @@ func (l *agentLab) replacementAfterReset(uid string, r bed.Reset) time.Duration 
 	return 0
 }
 
-// agentLeaseRecorder polls every agent Lease and notes, on this process's
-// clock, when each fence request and acknowledgement was first seen.
+// agentLeaseRecorder watches every agent Lease and notes, on this
+// process's clock, when each fence request and acknowledgement was first
+// seen.
 type agentLeaseRecorder struct {
 	mu       sync.Mutex
 	requests map[string]agentMark // node -> first request seen
@@ -252,35 +289,37 @@ type agentMark struct {
 
 func recordAgentLeases(l *agentLab) *agentLeaseRecorder {
 	r := &agentLeaseRecorder{requests: map[string]agentMark{}, acks: map[string]agentMark{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	l.t.Cleanup(cancel)
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			list, err := l.kube.CoordinationV1().Leases("tkr-system").List(ctx, metav1.ListOptions{LabelSelector: agentlease.NodeLabel})
-			if err != nil {
-				continue
-			}
-			now := time.Now()
-			r.mu.Lock()
-			for _, lease := range list.Items {
-				node := lease.Labels[agentlease.NodeLabel]
-				if v := lease.Annotations[agentlease.FenceRequest]; v != "" && r.requests[node].takeover != v {
-					r.requests[node] = agentMark{v, now}
-				}
-				if v := lease.Annotations[agentlease.FenceAck]; v != "" && r.acks[node].takeover != v {
-					r.acks[node] = agentMark{v, now}
-				}
-			}
-			r.mu.Unlock()
+	f := informers.NewSharedInformerFactoryWithOptions(l.kube, 0, informers.WithNamespace("tkr-system"),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = agentlease.NodeLabel }))
+	inf := f.Coordination().V1().Leases().Informer()
+	seen := func(obj any) {
+		lease, ok := obj.(*coordinationv1.Lease)
+		if !ok {
+			return
 		}
-	}()
+		now, node := time.Now(), lease.Labels[agentlease.NodeLabel]
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if v := lease.Annotations[agentlease.FenceRequest]; v != "" && r.requests[node].takeover != v {
+			r.requests[node] = agentMark{v, now}
+		}
+		if v := lease.Annotations[agentlease.FenceAck]; v != "" && r.acks[node].takeover != v {
+			r.acks[node] = agentMark{v, now}
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: seen, UpdateFunc: func(_, obj any) { seen(obj) },
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	l.t.Cleanup(func() { close(stop) })
+	f.Start(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		l.t.Fatal("agent Lease recorder: cache did not sync")
+	}
 	return r
 }
 
@@ -310,4 +349,26 @@ func (l *agentLab) agentReasons(node string) string {
 		}
 	}
 	return strings.Join(out[max(0, len(out)-8):], "\n")
+}
+
+// agentMetric scrapes the node's agent's /metrics (at its address on the
+// bridge) and sums the samples of name whose labels contain label.
+func (l *agentLab) agentMetric(node, name, label string) (float64, error) {
+	body, err := httpGet("http://" + net.JoinHostPort(l.c.NodeIP(node), strconv.Itoa(bed.AgentHealthPort)) + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	sum := 0.0
+	for line := range strings.SplitSeq(body, "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") || !strings.Contains(line, label) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
 }

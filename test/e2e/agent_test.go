@@ -88,7 +88,8 @@ func agentCutOff(t *testing.T, scenario string, p agentProfile, cut bed.Partitio
 	after := l.replacementAfterReset(string(pod.UID), r)
 	timeline(t, scenario, t0, tk)
 	l.allAgentsArmedBut(old)
-	fmt.Printf("RESULT agent_rto profile=%s cut=%q rto_seconds=%.1f %s\n", p.name, cut, rto.Seconds(), figures)
+	what := map[bed.Partition]string{bed.PartitionAll: "everything", bed.PartitionAPI: "api"}[cut]
+	fmt.Printf("RESULT agent_rto profile=%s cut_from=%s rto_seconds=%.1f %s\n", p.name, what, rto.Seconds(), figures)
 	outcome := fmt.Sprintf("%s %s: reset at T+%.1fs, mysql-0 Ready on %s at T+%.1fs (%.1fs after the reset); %s; %s",
 		old, cut, r.Time.Sub(t0).Seconds(), pod.Spec.NodeName, rto.Seconds(), after.Seconds(), figures, l.phases(old))
 	if recover {
@@ -160,6 +161,15 @@ func agentAPIServerDown(t *testing.T) {
 			t.FailNow()
 		}
 	}
+	// Every agent asked its peers and stayed up, more than once.
+	var rounds []string
+	for _, n := range l.otherWorkers() {
+		v, err := l.agentMetric(n, "liberator_agent_peer_rounds_total", `result="stay_up"`)
+		if err != nil || v < 2 {
+			t.Errorf("the agent of %s: %v rounds of questions that kept it up during the outage (%v); want several", n, v, err)
+		}
+		rounds = append(rounds, fmt.Sprintf("%s=%.0f", n, v))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := l.c.StartComponent(ctx, bed.KubeAPIServer); err != nil {
@@ -205,8 +215,8 @@ func agentAPIServerDown(t *testing.T) {
 	_, figures := l.selfFenceFigures(old, t0)
 	p := l.readyPod("default", "mysql-0", old, 2*time.Minute)
 	l.logTimelines(old)
-	l.o.finish(fmt.Sprintf("API server down 60s: no reset, no Takeover, no fence request; componentsRestarted=%v kwokRestarted=%v controllersRestarted=%v leaderAfter=%s; control: %s cut off, %s, mysql-0 Ready on %s after %.1fs; %s",
-		revived, stuck, restarted, leader.Name, old, figures, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
+	l.o.finish(fmt.Sprintf("API server down 60s: no reset, no Takeover, no fence request; stay-up rounds %s; componentsRestarted=%v kwokRestarted=%v controllersRestarted=%v leaderAfter=%s; control: %s cut off, %s, mysql-0 Ready on %s after %.1fs; %s",
+		strings.Join(rounds, ","), revived, stuck, restarted, leader.Name, old, figures, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
 }
 
 // agentKubeletDead kills the kwok (kubelet) of mysql-0's node while its

@@ -17,7 +17,8 @@ import (
 
 // AgentSpec says how the bed runs `liberator agent` on each isolated node.
 type AgentSpec struct {
-	// Binary is the liberator binary.
+	// Binary is the liberator-agent binary (or liberator: the bed runs it
+	// with "agent" as its first argument, which both take).
 	Binary string
 	// Kubeconfig gives the agent's identity (a ServiceAccount's, say); the
 	// bed points a copy of it at the API server's address on the bridge.
