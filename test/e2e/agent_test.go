@@ -175,6 +175,7 @@ func agentAPIServerDown(t *testing.T) {
 	if err := l.c.StartComponent(ctx, bed.KubeAPIServer); err != nil {
 		t.Fatal(err)
 	}
+	outage := time.Since(begin)
 	revived, err := l.c.ReviveComponents(ctx)
 	if err != nil {
 		t.Logf("reviving components: %v", err)
@@ -185,7 +186,7 @@ func agentAPIServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := l.keepControllerRunning(cfg)
-	t.Logf("API server back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", time.Since(begin).Seconds(), revived, stuck, restarted)
+	t.Logf("API server back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", outage.Seconds(), revived, stuck, restarted)
 	// Two windows with every node renewing again.
 	time.Sleep(20 * time.Second)
 	for _, n := range l.otherWorkers() {
@@ -215,8 +216,8 @@ func agentAPIServerDown(t *testing.T) {
 	_, figures := l.selfFenceFigures(old, t0)
 	p := l.readyPod("default", "mysql-0", old, 2*time.Minute)
 	l.logTimelines(old)
-	l.o.finish(fmt.Sprintf("API server down 60s: no reset, no Takeover, no fence request; stay-up rounds %s; componentsRestarted=%v kwokRestarted=%v controllersRestarted=%v leaderAfter=%s; control: %s cut off, %s, mysql-0 Ready on %s after %.1fs; %s",
-		strings.Join(rounds, ","), revived, stuck, restarted, leader.Name, old, figures, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
+	l.o.finish(fmt.Sprintf("API server down %.0fs: no reset, no Takeover, no fence request; stay-up rounds %s; componentsRestarted=%v kwokRestarted=%v controllersRestarted=%v leaderAfter=%s; control: %s cut off, %s, mysql-0 Ready on %s after %.1fs; %s",
+		outage.Seconds(), strings.Join(rounds, ","), revived, stuck, restarted, leader.Name, old, figures, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
 }
 
 // agentKubeletDead kills the kwok (kubelet) of mysql-0's node while its

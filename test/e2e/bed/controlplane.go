@@ -221,14 +221,20 @@ func (c *Cluster) WatchComponents(ctx context.Context) error {
 
 // ReviveComponents starts again every recorded component that is not
 // running and was not stopped on purpose; it returns their names.
+//
+// While etcd or the API server is stopped on purpose, the controller
+// manager and the scheduler are left down: started, each would wait a
+// minute for the API server holding the start of every other component,
+// the held one's included, and then exit again.
 func (c *Cluster) ReviveComponents(ctx context.Context) ([]string, error) {
 	var started []string
 	for _, comp := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
 		c.mu.Lock()
 		_, ok := c.components[comp]
 		held := c.held[comp]
+		apiHeld := c.held[Etcd] || c.held[KubeAPIServer]
 		c.mu.Unlock()
-		if !ok || held {
+		if !ok || held || (apiHeld && (comp == KubeControllerManager || comp == KubeScheduler)) {
 			continue
 		}
 		if _, err := c.componentPID(comp); err == nil {
