@@ -187,8 +187,8 @@ func agentAPIServerDown(t *testing.T) {
 	}
 	restarted := l.keepControllerRunning(cfg)
 	t.Logf("API server back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", outage.Seconds(), revived, stuck, restarted)
-	// Two windows with every node renewing again.
-	time.Sleep(20 * time.Second)
+	// A whole window and a half with every node renewing again.
+	time.Sleep(15 * time.Second)
 	for _, n := range l.otherWorkers() {
 		if tks := l.takeovers(n); len(tks) > 0 {
 			t.Errorf("healthy node %s got a Takeover after the outage: %s", n, l.phases(n))
