@@ -49,8 +49,8 @@
 #define ISO   (A + C + P + BWD)   /* Bounds.Isolation() */
 #define BOUND (ISO + M)           /* release at max(L, Q) + BOUND */
 #define ACKB  (BWD + M)           /* or at ackSeen + ACKB */
-#ifdef BROKEN_FRESH_NO_MARGIN
-#define F     HALF                /* fresh without the margin */
+#ifdef FRESH_NO_MARGIN
+#define F     HALF                /* fresh without the margin (A1 still holds: model/README.md) */
 #else
 #define F     (HALF - M)          /* fresh: a renewal seen under F ago */
 #endif
@@ -162,8 +162,8 @@ hidden byte stay, pr, wlate, cur;
 #define ackrule    (ackseen && ackage >= ACKB)
 #ifdef BROKEN_L_ONLY
 #define boundrule  (lage >= BOUND && !pend[0])
-#elif defined(BROKEN_NO_LIVE_READ)
-#define boundrule  (wage >= BOUND)
+#elif defined(NO_LIVE_READ)
+#define boundrule  (wage >= BOUND)            /* A1 still holds: model/README.md */
 #else
 #define boundrule  (wage >= BOUND && !pend[0])
 #endif
@@ -337,11 +337,7 @@ inline advance(i) {
 #define mid        (done[0] || done[1] || done[2])
 #define rounds     ((armed[0] && since[0] >= A && !fen[0]) || (armed[1] && since[1] >= A && !fen[1]) || \
                     (armed[2] && since[2] >= A && !fen[2]) || ask[0] || ask[1] || ask[2])
-#ifdef NO_MIDAPI
-#define toggles    0
-#else
 #define toggles    ((api && b_api > 0) || !api)
-#endif
 #define turn(i)    (!done[i] && (rounds || toggles || (((i) < 1 || done[0]) && ((i) < 2 || done[1]))))
 
 proctype Sys() {
