@@ -242,6 +242,9 @@ func (c *Cluster) ReviveComponents(ctx context.Context) ([]string, error) {
 		}
 		c.logf("bed: %s exited; starting it again", comp)
 		if err := c.StartComponent(ctx, comp); err != nil {
+			if _, perr := c.componentPID(comp); perr == nil {
+				continue // another caller (WatchComponents) started it first
+			}
 			return started, err
 		}
 		started = append(started, comp)
