@@ -25,6 +25,9 @@ const (
 	KubeScheduler         = "kube-scheduler"
 )
 
+// errAlreadyRuns is StartComponent's error for a component that runs.
+var errAlreadyRuns = errors.New("already runs")
+
 // componentProc is what it takes to start a control-plane component again:
 // its command line, environment and working directory as kwokctl started it.
 type componentProc struct {
@@ -138,7 +141,7 @@ func (c *Cluster) StartComponent(ctx context.Context, component string) error {
 		return fmt.Errorf("bed: %s was never recorded; StopComponent or WatchComponents first", component)
 	}
 	if pid, err := c.componentPID(component); err == nil {
-		return fmt.Errorf("bed: %s already runs (pid %d)", component, pid)
+		return fmt.Errorf("bed: %s %w (pid %d)", component, errAlreadyRuns, pid)
 	}
 	log, err := os.OpenFile(filepath.Join(c.LogDir(), component+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -241,10 +244,9 @@ func (c *Cluster) ReviveComponents(ctx context.Context) ([]string, error) {
 			continue
 		}
 		c.logf("bed: %s exited; starting it again", comp)
-		if err := c.StartComponent(ctx, comp); err != nil {
-			if _, perr := c.componentPID(comp); perr == nil {
-				continue // another caller (WatchComponents) started it first
-			}
+		if err := c.StartComponent(ctx, comp); errors.Is(err, errAlreadyRuns) {
+			continue // another caller (WatchComponents) started it first
+		} else if err != nil {
 			return started, err
 		}
 		started = append(started, comp)
