@@ -189,19 +189,7 @@ func agentAPIServerDown(t *testing.T) {
 	t.Logf("API server back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", outage.Seconds(), revived, stuck, restarted)
 	// A whole window and a half with every node renewing again.
 	time.Sleep(15 * time.Second)
-	for _, n := range l.otherWorkers() {
-		if tks := l.takeovers(n); len(tks) > 0 {
-			t.Errorf("healthy node %s got a Takeover after the outage: %s", n, l.phases(n))
-		}
-		l.noTakeoverActed(n)
-		if r := l.c.Resets(n); len(r) > 0 {
-			t.Errorf("%s was reset by its watchdog at %s", n, r[0].Time.Format(time.RFC3339Nano))
-		}
-		if req := l.leases.request(n); req.takeover != "" {
-			t.Errorf("a fence of %s was requested: %s", n, req.takeover)
-		}
-	}
-	l.allAgentsArmedBut()
+	l.untouched()
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -218,6 +206,25 @@ func agentAPIServerDown(t *testing.T) {
 	l.logTimelines(old)
 	l.o.finish(fmt.Sprintf("API server down %.0fs: no reset, no Takeover, no fence request; stay-up rounds %s; componentsRestarted=%v kwokRestarted=%v controllersRestarted=%v leaderAfter=%s; control: %s cut off, %s, mysql-0 Ready on %s after %.1fs; %s",
 		outage.Seconds(), strings.Join(rounds, ","), revived, stuck, restarted, leader.Name, old, figures, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
+}
+
+// untouched fails when a worker got a Takeover, was reset, or was asked to
+// fence, or when an agent is not armed and running.
+func (l *agentLab) untouched() {
+	l.t.Helper()
+	for _, n := range l.otherWorkers() {
+		if tks := l.takeovers(n); len(tks) > 0 {
+			l.t.Errorf("healthy node %s got a Takeover: %s", n, l.phases(n))
+		}
+		l.noTakeoverActed(n)
+		if r := l.c.Resets(n); len(r) > 0 {
+			l.t.Errorf("%s was reset by its watchdog at %s", n, r[0].Time.Format(time.RFC3339Nano))
+		}
+		if req := l.leases.request(n); req.takeover != "" {
+			l.t.Errorf("a fence of %s was requested: %s", n, req.takeover)
+		}
+	}
+	l.allAgentsArmedBut()
 }
 
 // agentKubeletDead kills the kwok (kubelet) of mysql-0's node while its
