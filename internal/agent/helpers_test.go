@@ -24,12 +24,12 @@ import (
 	"github.com/liberator-dev/liberator/internal/agentlease"
 )
 
-// testBounds keep the tests short: an API timeout of 600ms, a 1s watchdog.
+// testBounds keep the tests short: an API timeout of 700ms, a 1s watchdog.
 var testBounds = agentlease.Bounds{
 	WatchdogTimeout: time.Second,
 	CheckInterval:   100 * time.Millisecond,
 	RenewInterval:   200 * time.Millisecond,
-	APITimeout:      600 * time.Millisecond,
+	APITimeout:      700 * time.Millisecond,
 	PeerTimeout:     100 * time.Millisecond,
 }
 
@@ -50,6 +50,8 @@ type bed struct {
 	wd    *Fake
 	kube  *fake.Clientset
 	apiUp atomic.Bool
+	// failNext fails that many more lease calls although the API is up.
+	failNext atomic.Int32
 }
 
 func testConfig(t *testing.T) Config {
@@ -75,6 +77,10 @@ func newBed(t *testing.T, cfg Config, objs ...runtime.Object) *bed {
 		if !b.apiUp.Load() {
 			return true, nil, errors.New("dial tcp 10.96.0.1:443: connect: connection refused")
 		}
+		if b.failNext.Add(-1) >= 0 {
+			return true, nil, errors.New("context deadline exceeded")
+		}
+		b.failNext.Store(0)
 		return false, nil, nil
 	})
 	a, err := New(cfg, Deps{Kube: b.kube, Clock: b.clk, Log: testr.New(t), Metrics: NewMetrics(),
@@ -163,13 +169,19 @@ func peerLease(node, addr string) *coordinationv1.Lease {
 // answer is false) on 127.0.0.1; it returns the peer's address.
 func responder(t *testing.T, node string, since time.Duration, answer bool) string {
 	t.Helper()
+	return responderFunc(t, node, func() (time.Duration, bool) { return since, answer })
+}
+
+// responderFunc runs a peer whose answers sinceFn gives.
+func responderFunc(t *testing.T, node string, sinceFn func() (time.Duration, bool)) string {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Responder{Node: node, Key: testKey, Metrics: NewMetrics(), Log: logr.Discard(),
-		Since: func() (time.Duration, bool) { return since, answer }}
+		Since: sinceFn}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Serve(ctx, conn) }()
 	t.Cleanup(func() { cancel(); <-done })

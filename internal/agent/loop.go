@@ -3,30 +3,37 @@ package agent
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/liberator-dev/liberator/internal/agentlease"
 )
 
 // iterate is one pass of the loop, the only place that feeds the watchdog:
-//  1. once the last successful renewal is an API timeout old, ask the
-//     peers; unless they and this agent make a quorum that sees the API
-//     down for everyone, stop feeding for good;
-//  2. renew the Lease when due (a pending fence request stops the feeding
+//  1. renew the Lease when due (a pending fence request stops the feeding
 //     before the acknowledgement is written);
-//  3. feed, while the last successful renewal is under an API timeout old
-//     or the peers kept the agent up in this iteration.
+//  2. once the last successful renewal is askAfter old, ask the peers;
+//     unless they and this agent make a quorum that sees the API down for
+//     everyone, or a peer reaches the API and so does a renewal tried at
+//     once, stop feeding for good;
+//  3. feed, while the last successful renewal is under askAfter old or the
+//     peers kept the agent up in this iteration.
+//
+// Asking one check interval before the API timeout leaves room for the
+// renewal before the round and the one after it (each bounded by half a
+// check interval): the decision still comes within the API timeout, one
+// check interval and the peer timeout of the last success, as the
+// published isolation bound says.
 func (a *Agent) iterate(ctx context.Context) {
-	start := a.clock.Now()
-	stayUp := false
-	if !a.fenced && start.Sub(a.lastSuccess) >= a.bounds.APITimeout {
-		stayUp = a.askPeers(ctx)
-	}
-	if a.renewDue(start) {
+	if a.renewDue(a.clock.Now()) {
 		a.renew(ctx)
+	}
+	stayUp := false
+	if !a.fenced && a.clock.Since(a.lastSuccess) >= a.askAfter() {
+		stayUp = a.askPeers(ctx)
 	}
 	now := a.clock.Now()
 	age := now.Sub(a.lastSuccess)
-	healthy := age < a.bounds.APITimeout
+	healthy := age < a.askAfter()
 	if !a.fenced && (healthy || stayUp) {
 		a.feed()
 	}
@@ -37,14 +44,31 @@ func (a *Agent) iterate(ctx context.Context) {
 	a.markIteration()
 }
 
+// askAfter is how old the last successful renewal is when the agent asks
+// its peers: the API timeout less one check interval.
+func (a *Agent) askAfter() time.Duration {
+	return a.bounds.APITimeout - a.bounds.CheckInterval
+}
+
 // askPeers asks every known peer at once and decides (agentlease.StayUp).
-// On a decision to stay down it fences.
+// When a peer reaches the API, the API may just have come back after an
+// outage for everyone: one renewal is tried at once, and only if it fails
+// too is this node the one cut off. On a decision to stay down it fences.
 func (a *Agent) askPeers(ctx context.Context) bool {
 	answers, err := a.asker.Ask(ctx, a.peers)
 	quorum := agentlease.QuorumOf(a.maxMembers)
 	up, reason := agentlease.StayUp(quorum, answers)
 	if err != nil {
 		up, reason = false, fmt.Sprintf("cannot ask the peers: %v", err)
+	}
+	if !up && err == nil && peerReaches(answers) {
+		a.renew(ctx)
+		if a.fenced || a.clock.Since(a.lastSuccess) < a.askAfter() {
+			a.m.PeerRounds.WithLabelValues("api_back").Inc()
+			a.log.Info("a peer reaches the API, and so does this agent again", "reason", reason)
+			return !a.fenced
+		}
+		reason += ", and a renewal tried at once failed"
 	}
 	if !up {
 		a.m.PeerRounds.WithLabelValues("self_fence").Inc()
@@ -55,6 +79,15 @@ func (a *Agent) askPeers(ctx context.Context) bool {
 	a.log.V(1).Info("the API is down for a quorum of agents: feeding on", "reason", reason, "quorum", quorum,
 		"sinceRenewal", a.clock.Since(a.lastSuccess))
 	return true
+}
+
+func peerReaches(answers []agentlease.Answer) bool {
+	for _, an := range answers {
+		if an.ReachesAPI {
+			return true
+		}
+	}
+	return false
 }
 
 // stop ends the agent after the loop. Only an agent that has not fenced
@@ -120,7 +153,7 @@ func (a *Agent) publishDisarmed() bool {
 		if done, landed := a.disarmAttempt(ctx); done {
 			return landed
 		}
-		if !a.fenced && a.clock.Since(a.lastSuccess) < a.bounds.APITimeout {
+		if !a.fenced && a.clock.Since(a.lastSuccess) < a.askAfter() {
 			a.feed()
 		}
 		if !a.clock.Now().Add(a.bounds.CheckInterval).Before(deadline) {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,53 @@ func TestAPIDownForEveryoneKeepsFeeding(t *testing.T) {
 	sent, recv := value(b.a.m.PeerBytesSent), value(b.a.m.PeerBytesReceived)
 	if sent == 0 || recv == 0 {
 		t.Errorf("peer bytes sent %v, received %v", sent, recv)
+	}
+}
+
+// The end of an API outage for everyone: the peers renew first and answer
+// that they reach the API. The agent must not take that for isolation
+// while its own renewal works, even when the renewal it tried before the
+// round still failed.
+func TestAPIOutageEndsWithoutAReset(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		failNext int32
+	}{
+		{"the renewal succeeds first", 0},
+		{"the renewal before the round fails, the one after succeeds", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var back atomic.Bool
+			since := func() (time.Duration, bool) {
+				if back.Load() {
+					return 100 * time.Millisecond, true
+				}
+				return time.Hour, true
+			}
+			b := newBed(t, testConfig(t), peerLease("n2", responderFunc(t, "n2", since)), peerLease("n3", responderFunc(t, "n3", since)))
+			b.start()
+			b.tick()
+			b.apiUp.Store(false)
+			for range 20 {
+				b.tick()
+			}
+			if b.a.fenced {
+				t.Fatal("the agent fenced during the outage")
+			}
+			b.failNext.Store(tc.failNext)
+			back.Store(true)
+			b.apiUp.Store(true)
+			b.tick()
+			if b.a.fenced {
+				t.Fatalf("the agent fenced as the API came back: %s", b.a.fenceReason)
+			}
+			if b.clk.Since(b.a.lastSuccess) >= b.a.askAfter() {
+				t.Fatal("the agent did not renew once the API returned")
+			}
+			if got := b.lastFeed(); !got.Equal(b.clk.Now()) {
+				t.Errorf("last feed at %s, want the last iteration's %s", got, b.clk.Now())
+			}
+		})
 	}
 }
 
