@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -61,10 +62,14 @@ type Agent struct {
 	idleLogged   bool
 	ackLogged    string
 
+	// memMu guards the membership, which a refresh in the background
+	// writes: membersKnown, maxMembers, peers.
+	memMu        sync.Mutex
 	membersKnown bool
 	maxMembers   int
 	peers        []Peer
 	lastMembers  time.Time
+	refreshing   atomic.Bool
 
 	// renewed is the fingerprint of the last renewal the API server
 	// answered, published with the next one (agentlease.Renewed).
@@ -164,10 +169,11 @@ func (a *Agent) loop(ctx context.Context) {
 func (a *Agent) start(ctx context.Context) error {
 	for {
 		a.markIteration()
-		if !a.membersKnown {
+		if !a.knowsMembers() {
+			a.lastMembers = a.clock.Now()
 			a.refreshMembers(ctx)
 		}
-		if a.membersKnown {
+		if a.knowsMembers() {
 			if err := a.firstRenewal(ctx); err != nil || a.wd != nil {
 				return err
 			}

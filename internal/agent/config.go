@@ -122,5 +122,6 @@ func ReadBootID(path string) (string, error) {
 	return id, nil
 }
 
-// callTimeout bounds every API call: half the check interval.
-func (c *Config) callTimeout() time.Duration { return c.Bounds.CheckInterval / 2 }
+// callTimeout bounds every API call, and a whole renewal attempt (its read
+// and its write together): one check interval.
+func (c *Config) callTimeout() time.Duration { return c.Bounds.CheckInterval }

@@ -24,12 +24,12 @@ import (
 	"github.com/liberator-dev/liberator/internal/agentlease"
 )
 
-// testBounds keep the tests short: an API timeout of 700ms, a 1s watchdog.
+// testBounds keep the tests short: an API timeout of 1s, a 1s watchdog.
 var testBounds = agentlease.Bounds{
 	WatchdogTimeout: time.Second,
 	CheckInterval:   100 * time.Millisecond,
 	RenewInterval:   200 * time.Millisecond,
-	APITimeout:      700 * time.Millisecond,
+	APITimeout:      time.Second,
 	PeerTimeout:     100 * time.Millisecond,
 }
 

@@ -61,7 +61,7 @@ func (a *Agent) writeLease(ctx context.Context, l *coordinationv1.Lease, create 
 // published is what the agent writes on its Lease, given the Lease it read.
 func (a *Agent) published(l *coordinationv1.Lease) agentlease.Published {
 	return agentlease.Published{Node: a.cfg.Node, Armed: a.wd != nil, Bounds: a.bounds,
-		Quorum: agentlease.QuorumOf(a.maxMembers), PeerAddress: a.cfg.PeerAddress, BootID: a.bootID,
+		Quorum: agentlease.QuorumOf(a.members()), PeerAddress: a.cfg.PeerAddress, BootID: a.bootID,
 		FenceAck: a.ackFor(l), Renewed: a.renewed}
 }
 
@@ -132,6 +132,9 @@ func (a *Agent) firstRenewal(ctx context.Context) error {
 // renew is the loop's renewal: read, stop feeding first if a fence
 // request is pending, then write.
 func (a *Agent) renew(ctx context.Context) {
+	// One attempt, read and write together, within one call timeout.
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.callTimeout())
+	defer cancel()
 	t0 := a.clock.Now()
 	a.lastAttempt = t0
 	l, create, err := a.getLease(ctx)

@@ -18,11 +18,11 @@ import (
 //  3. feed, while the last successful renewal is under askAfter old or the
 //     peers kept the agent up in this iteration.
 //
-// Asking one check interval before the API timeout leaves room for the
-// renewal before the round and the one after it (each bounded by half a
-// check interval): the decision still comes within the API timeout, one
-// check interval and the peer timeout of the last success, as the
-// published isolation bound says.
+// Asking two check intervals before the API timeout leaves room for the
+// renewal before the round and the one after it (each bounded by one check
+// interval): the decision still comes within the API timeout, one check
+// interval and the peer timeout of the last success, as the published
+// isolation bound says.
 func (a *Agent) iterate(ctx context.Context) {
 	if a.renewDue(a.clock.Now()) {
 		a.renew(ctx)
@@ -38,16 +38,22 @@ func (a *Agent) iterate(ctx context.Context) {
 		a.feed()
 	}
 	a.m.RenewalAge.Set(age.Seconds())
-	if healthy && now.Sub(a.lastMembers) >= MembershipInterval {
-		a.refreshMembers(ctx)
+	if healthy && now.Sub(a.lastMembers) >= MembershipInterval && a.refreshing.CompareAndSwap(false, true) {
+		// In the background: the loop's timing argument leaves no room
+		// for a list call.
+		a.lastMembers = now
+		go func() {
+			defer a.refreshing.Store(false)
+			a.refreshMembers(ctx)
+		}()
 	}
 	a.markIteration()
 }
 
 // askAfter is how old the last successful renewal is when the agent asks
-// its peers: the API timeout less one check interval.
+// its peers: the API timeout less two check intervals.
 func (a *Agent) askAfter() time.Duration {
-	return a.bounds.APITimeout - a.bounds.CheckInterval
+	return a.bounds.APITimeout - 2*a.bounds.CheckInterval
 }
 
 // askPeers asks every known peer at once and decides (agentlease.StayUp).
@@ -55,8 +61,11 @@ func (a *Agent) askAfter() time.Duration {
 // outage for everyone: one renewal is tried at once, and only if it fails
 // too is this node the one cut off. On a decision to stay down it fences.
 func (a *Agent) askPeers(ctx context.Context) bool {
-	answers, err := a.asker.Ask(ctx, a.peers)
-	quorum := agentlease.QuorumOf(a.maxMembers)
+	a.memMu.Lock()
+	peers, members := a.peers, a.maxMembers
+	a.memMu.Unlock()
+	answers, err := a.asker.Ask(ctx, peers)
+	quorum := agentlease.QuorumOf(members)
 	up, reason := agentlease.StayUp(quorum, answers)
 	if err != nil {
 		up, reason = false, fmt.Sprintf("cannot ask the peers: %v", err)
@@ -168,13 +177,14 @@ func (a *Agent) publishDisarmed() bool {
 // node counted. The quorum is a majority of the largest membership seen
 // by this process.
 func (a *Agent) refreshMembers(ctx context.Context) {
-	a.lastMembers = a.clock.Now()
 	peers, members, err := a.listMembers(ctx)
 	if err != nil {
 		a.m.APIFailures.WithLabelValues("list").Inc()
 		a.log.Info("cannot list the agent Leases", "err", err.Error())
 		return
 	}
+	a.memMu.Lock()
+	defer a.memMu.Unlock()
 	a.peers, a.membersKnown = peers, true
 	if members > a.maxMembers {
 		a.maxMembers = members
@@ -182,4 +192,18 @@ func (a *Agent) refreshMembers(ctx context.Context) {
 	}
 	a.m.Members.Set(float64(a.maxMembers))
 	a.m.Quorum.Set(float64(agentlease.QuorumOf(a.maxMembers)))
+}
+
+// members is the largest membership seen.
+func (a *Agent) members() int {
+	a.memMu.Lock()
+	defer a.memMu.Unlock()
+	return a.maxMembers
+}
+
+// knowsMembers reports whether a listing has succeeded.
+func (a *Agent) knowsMembers() bool {
+	a.memMu.Lock()
+	defer a.memMu.Unlock()
+	return a.membersKnown
 }

@@ -120,8 +120,8 @@ func (b Bounds) Validate() error {
 		return fmt.Errorf("renew interval %s must be positive", b.RenewInterval)
 	case b.PeerTimeout <= 0:
 		return fmt.Errorf("peer timeout %s must be positive", b.PeerTimeout)
-	case b.APITimeout < 2*b.RenewInterval+3*b.CheckInterval:
-		return fmt.Errorf("API timeout %s must be at least twice the renew interval %s plus three check intervals of %s, or peers would tell an API outage from isolation wrongly", b.APITimeout, b.RenewInterval, b.CheckInterval)
+	case b.APITimeout < 2*b.RenewInterval+6*b.CheckInterval:
+		return fmt.Errorf("API timeout %s must be at least twice the renew interval %s plus six check intervals of %s, or peers would tell an API outage from isolation wrongly", b.APITimeout, b.RenewInterval, b.CheckInterval)
 	case b.CheckInterval > b.RenewInterval:
 		return fmt.Errorf("check interval %s must not exceed the renew interval %s", b.CheckInterval, b.RenewInterval)
 	}
@@ -231,12 +231,12 @@ type Answer struct {
 
 // Reaches is the asking agent's reading of a peer's answer: the peer
 // renewed within half the asker's API timeout. Half, because the asker asks
-// no sooner than its API timeout less one check interval after its own
+// no sooner than its API timeout less two check intervals after its own
 // last renewal, and an outage that began after that renewal began at most
-// one renew interval and half a check interval (a call's timeout) after
+// one renew interval and one check interval (an attempt's timeout) after
 // it: the peer's last renewal is then at least the API timeout less a
-// renew interval and one and a half check intervals old, which Validate
-// keeps at half the API timeout or more.
+// renew interval and three check intervals old, which Validate keeps at
+// half the API timeout or more.
 func Reaches(sinceSuccess, askerAPITimeout time.Duration) bool {
 	return sinceSuccess < askerAPITimeout/2
 }

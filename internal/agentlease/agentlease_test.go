@@ -110,9 +110,9 @@ func TestValidate(t *testing.T) {
 		{"no check interval", func(b *Bounds) { b.CheckInterval = 0 }, "check interval 0s must be positive"},
 		{"no renew interval", func(b *Bounds) { b.RenewInterval = -time.Second }, "renew interval -1s must be positive"},
 		{"no peer timeout", func(b *Bounds) { b.PeerTimeout = 0 }, "peer timeout 0s must be positive"},
-		{"API timeout under twice renew plus three checks", func(b *Bounds) { b.APITimeout = 6900 * time.Millisecond }, "API timeout 6.9s must be at least twice the renew interval 2s plus three check intervals of 1s"},
-		{"API timeout exactly twice renew plus three checks", func(b *Bounds) { b.APITimeout = 7 * time.Second }, ""},
-		{"check above renew", func(b *Bounds) { b.CheckInterval, b.APITimeout = 3*time.Second, 20*time.Second }, "check interval 3s must not exceed the renew interval 2s"},
+		{"API timeout under twice renew plus six checks", func(b *Bounds) { b.APITimeout = 9900 * time.Millisecond }, "API timeout 9.9s must be at least twice the renew interval 2s plus six check intervals of 1s"},
+		{"API timeout exactly twice renew plus six checks", func(b *Bounds) { b.APITimeout = 10 * time.Second }, ""},
+		{"check above renew", func(b *Bounds) { b.CheckInterval, b.APITimeout = 3*time.Second, 30*time.Second }, "check interval 3s must not exceed the renew interval 2s"},
 	} {
 		b := DefaultBounds
 		tc.change(&b)

@@ -45,7 +45,7 @@ func TestAgentRefusesBadFlags(t *testing.T) {
 		{[]string{"agent", "--node", "n1", "--peer-key-file", filepath.Join(dir, "missing")}, "--peer-key-file: open"},
 		{append(base, "--watchdog-timeout", "1500ms"), "--watchdog-timeout 1.5s: must be a whole number of seconds"},
 		{append(base, "--watchdog-timeout", "2s"), "watchdog timeout 2s must be at least twice the check interval 1s plus the peer timeout 1s"},
-		{append(base, "--api-timeout", "5s"), "API timeout 5s must be at least twice the renew interval 2s plus three check intervals of 1s"},
+		{append(base, "--api-timeout", "5s"), "API timeout 5s must be at least twice the renew interval 2s plus six check intervals of 1s"},
 		{append(base, "--peer-address", "10.0.0.5"), `--peer-address "10.0.0.5" is not host:port`},
 	} {
 		_, _, err := run(t, tc.args...)

@@ -189,7 +189,7 @@ func TestAgentFenceReady(t *testing.T) {
 	}{
 		"w1": {corev1.ConditionTrue, ReasonAgentArmed, "agent on w1 is armed: cut off, its node is reset within 22s + margin 2s of its last renewal; on request, within its watchdog timeout 10s + margin 2s (class lab)"},
 		"w2": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w2 publishes isolation 1m10s + margin 2s, above the class's maxIsolation 1m0s (class lab, provider agent)"},
-		"w3": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w3 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus three check intervals of 1s"},
+		"w3": {corev1.ConditionFalse, ReasonAgentNotReady, "agent on w3 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus six check intervals of 1s"},
 		"w4": {corev1.ConditionFalse, ReasonAgentNotReady, "no agent Lease tkr-system/liberator-agent-w4 seen: the liberator agent does not run on w4"},
 	}
 	for node, w := range want {

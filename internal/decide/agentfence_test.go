@@ -74,7 +74,7 @@ func TestAgentFenced(t *testing.T) {
 		{name: "not armed, even acknowledged", in: with(func(in *AgentFence) { in.Published.Armed = false; in.AckSeen = at(0) }), now: time.Hour, fail: true,
 			msg: "is not armed"},
 		{name: "bounds invalid", in: with(func(in *AgentFence) { in.Published.APITimeout = 3 * time.Second }), now: time.Hour, fail: true,
-			msg: "agent on w1 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus three check intervals of 1s"},
+			msg: "agent on w1 publishes unusable bounds: API timeout 3s must be at least twice the renew interval 1s plus six check intervals of 1s"},
 		{name: "isolation above maxIsolation", in: with(func(in *AgentFence) { in.Published.WatchdogTimeout = 58 * time.Second }), now: time.Hour, fail: true,
 			msg: "agent on w1 publishes isolation 1m10s + margin 2s, above the class's maxIsolation 1m0s"},
 		{name: "isolation exactly maxIsolation", in: with(func(in *AgentFence) { in.Published.WatchdogTimeout = 46 * time.Second }), now: 60 * time.Second,
