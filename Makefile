@@ -65,7 +65,7 @@ tools: ## build the pinned test-bed binaries (cached outside the tree)
 test-e2e: tools build ## the end-to-end failover suite on a local cluster
 	go test -tags e2e -count=1 -timeout 40m -parallel 4 -v ./test/e2e/...
 
-verify-model: ## model-check the takeover protocol with SPIN (model/): S1-S4, L1, and the broken variants must fail
+verify-model: ## model-check the takeover protocol and the agent with SPIN (model/): the properties hold, the broken variants must fail
 	model/verify.sh
 
 test: verify verify-model test-unit test-e2e ## everything CI runs

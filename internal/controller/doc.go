@@ -22,6 +22,9 @@
 //
 // Every phase change goes through transition (incident.go), which writes
 // the status, the timeline, the log line, the event and the metric together.
+// The agent fence provider is agentfence.go, on the view of the agent
+// Leases that agents.go keeps (L, acknowledgements, Q); its release
+// instants are decide.AgentFenced.
 // Beside the path: fencecheck.go publishes each node's FenceReady condition,
 // poweron.go powers a fenced node back on where its class asks, preflight.go
 // checks the CRD and RBAC before the controller starts, slim.go keeps the
