@@ -17,10 +17,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/internal/agentlease"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
@@ -183,21 +181,8 @@ func agentLabBinary(t *testing.T, root string) string {
 // applyFile server-side applies every object of a YAML file.
 func (l *agentLab) applyFile(path string) {
 	l.t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
+	if err := l.ApplyFile(context.Background(), path); err != nil {
 		l.t.Fatal(err)
-	}
-	for doc := range strings.SplitSeq(string(raw), "\n---") {
-		obj := map[string]any{}
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			l.t.Fatalf("%s: %v", path, err)
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		if err := l.ApplyObject(context.Background(), &unstructured.Unstructured{Object: obj}); err != nil {
-			l.t.Fatalf("apply %s: %v", path, err)
-		}
 	}
 }
 

@@ -45,6 +45,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/controller"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
+	"github.com/liberator-dev/liberator/test/e2e/kit"
 )
 
 // manifestSource is one set of manifests liberator ships.
@@ -888,7 +889,7 @@ func checkAgentPodSecurity(ctx context.Context, t *testing.T, kube kubernetes.In
 			pod.Spec.ServiceAccountName = "default"
 		}
 		var err error
-		_ = retryUntil(30*time.Second, func() error {
+		_ = kit.Retry(30*time.Second, func() error {
 			_, err = kube.CoreV1().Pods(target).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err != nil && strings.Contains(err.Error(), "looking up service account") {
 				return err // the new namespace's default ServiceAccount is not there yet
@@ -903,19 +904,6 @@ func checkAgentPodSecurity(ctx context.Context, t *testing.T, kube kubernetes.In
 		case level != "privileged":
 			t.Logf("Pod Security %s refuses the agent pod: %v", level, err)
 		}
-	}
-}
-
-// retryUntil calls f until it returns nil or the timeout passes, and returns
-// its last error.
-func retryUntil(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -987,7 +975,7 @@ func checkAgentLeasePolicy(ctx context.Context, t *testing.T, kube kubernetes.In
 	}
 	// The API server loads a new policy within a few seconds.
 	other := agentlease.LeaseName(bed.ControlPlaneNode)
-	if err := retryUntil(30*time.Second, func() error {
+	if err := kit.Retry(30*time.Second, func() error {
 		_, err := leases.Create(ctx, newLease(other), dryRun)
 		if err == nil {
 			return errors.New("admitted")

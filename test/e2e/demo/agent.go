@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/internal/agentlease"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
@@ -24,7 +21,7 @@ import (
 // identity, and waits until every agent is armed with a settled quorum.
 func startAgents(ctx context.Context, env *kit.Env, dir string) error {
 	for _, f := range []string{"serviceaccount.yaml", "rbac.yaml"} {
-		if err := applyFile(ctx, env, filepath.Join(env.Root, "config", "components", "agent", f)); err != nil {
+		if err := env.ApplyFile(ctx, filepath.Join(env.Root, "config", "components", "agent", f)); err != nil {
 			return err
 		}
 	}
@@ -98,30 +95,6 @@ func agentBinary(root, dir string) (string, error) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
-}
-
-// applyFile server-side applies every object of a YAML file.
-func applyFile(ctx context.Context, env *kit.Env, path string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	for _, doc := range bytes.Split(raw, []byte("\n---")) {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		o := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &o.Object); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if len(o.Object) == 0 {
-			continue
-		}
-		if err := env.ApplyObject(ctx, o); err != nil {
-			return fmt.Errorf("apply %s %s from %s: %w", o.GetKind(), o.GetName(), path, err)
-		}
-	}
-	return nil
 }
 
 // reportReset prints the node's watchdog reset when the bed sees it.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
@@ -162,6 +164,29 @@ func (e *Env) ApplyObject(ctx context.Context, o *unstructured.Unstructured) err
 		_, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "liberator-e2e", Force: &force})
 		return err
 	})
+}
+
+// ApplyFile server-side applies every object of a YAML file (documents
+// split on "---"), in order.
+func (e *Env) ApplyFile(ctx context.Context, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for doc := range strings.SplitSeq(string(raw), "\n---") {
+		obj := map[string]any{}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		o := &unstructured.Unstructured{Object: obj}
+		if err := e.ApplyObject(ctx, o); err != nil {
+			return fmt.Errorf("apply %s %s from %s: %w", o.GetKind(), o.GetName(), path, err)
+		}
+	}
+	return nil
 }
 
 // Retry calls f every 250 ms until it succeeds or timeout passes.
