@@ -191,6 +191,15 @@ func responderFunc(t *testing.T, node string, sinceFn func() (time.Duration, boo
 // rogueKey runs a peer that answers "no API" under another key.
 func rogueKey(t *testing.T, node string) string {
 	t.Helper()
+	return craftedPeer(t, func(q request) [][]byte {
+		return [][]byte{reply{Node: node, Nonce: q.Nonce, Since: time.Hour}.marshal([]byte("another key, 32 bytes or longer.."))}
+	})
+}
+
+// craftedPeer runs a peer on 127.0.0.1 that answers each authenticated
+// request with the messages answers makes of it; it returns its address.
+func craftedPeer(t *testing.T, answers func(q request) [][]byte) string {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -203,9 +212,12 @@ func rogueKey(t *testing.T, node string) string {
 			if err != nil {
 				return
 			}
-			if q, err := parseRequest(testKey, buf[:n]); err == nil {
-				msg := reply{Node: node, Nonce: q.Nonce, Since: time.Hour}.marshal([]byte("another key, 32 bytes or longer.."))
-				_, _ = conn.WriteToUDP(msg, from)
+			q, err := parseRequest(testKey, buf[:n])
+			if err != nil {
+				continue
+			}
+			for _, m := range answers(q) {
+				_, _ = conn.WriteToUDP(m, from)
 			}
 		}
 	}()

@@ -54,36 +54,17 @@ func TestMessagesRoundTripAndResistTampering(t *testing.T) {
 // valid one, and a duplicate of it that says the opposite.
 func rogue(t *testing.T) string {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, maxMessage)
-		for {
-			n, from, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			q, err := parseRequest(testKey, buf[:n])
-			if err != nil {
-				continue
-			}
-			other := q.Nonce
-			other[0] ^= 1
-			for _, m := range [][]byte{
-				reply{Node: "n2", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(bytes.Repeat([]byte("x"), MinKeySize)),
-				reply{Node: "n2", Nonce: other, Since: 5 * time.Second}.marshal(testKey),
-				reply{Node: "n9", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(testKey),
-				reply{Node: "n2", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(testKey),
-				reply{Node: "n2", Nonce: q.Nonce, Since: 0}.marshal(testKey),
-			} {
-				_, _ = conn.WriteToUDP(m, from)
-			}
+	return craftedPeer(t, func(q request) [][]byte {
+		other := q.Nonce
+		other[0] ^= 1
+		return [][]byte{
+			reply{Node: "n2", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(bytes.Repeat([]byte("x"), MinKeySize)),
+			reply{Node: "n2", Nonce: other, Since: 5 * time.Second}.marshal(testKey),
+			reply{Node: "n9", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(testKey),
+			reply{Node: "n2", Nonce: q.Nonce, Since: 5 * time.Second}.marshal(testKey),
+			reply{Node: "n2", Nonce: q.Nonce, Since: 0}.marshal(testKey),
 		}
-	}()
-	return conn.LocalAddr().String()
+	})
 }
 
 // The asker keeps only authenticated answers to its nonce from a peer it
