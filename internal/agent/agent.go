@@ -68,8 +68,10 @@ type Agent struct {
 	membersKnown bool
 	maxMembers   int
 	peers        []Peer
-	lastMembers  time.Time
-	refreshing   atomic.Bool
+	// grewAt is when maxMembers last grew (or the first listing).
+	grewAt      time.Time
+	lastMembers time.Time
+	refreshing  atomic.Bool
 
 	// renewed is the fingerprint of the last renewal the API server
 	// answered, published with the next one (agentlease.Renewed).

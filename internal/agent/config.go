@@ -35,8 +35,14 @@ type Config struct {
 	HealthAddr string
 }
 
-// MembershipInterval is how often a healthy agent lists the agent Leases.
-const MembershipInterval = 30 * time.Second
+// MembershipInterval is how often a healthy agent lists the agent Leases;
+// for a MembershipInterval after the membership last grew (and after its
+// start) it lists every SettlingInterval, so that agents started one after
+// another soon agree on the quorum.
+const (
+	MembershipInterval = 30 * time.Second
+	SettlingInterval   = 5 * time.Second
+)
 
 // StopTimeout bounds a clean stop's publication of armed=false.
 const StopTimeout = 5 * time.Second

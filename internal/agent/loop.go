@@ -38,7 +38,7 @@ func (a *Agent) iterate(ctx context.Context) {
 		a.feed()
 	}
 	a.m.RenewalAge.Set(age.Seconds())
-	if healthy && now.Sub(a.lastMembers) >= MembershipInterval && a.refreshing.CompareAndSwap(false, true) {
+	if healthy && now.Sub(a.lastMembers) >= a.membershipEvery(now) && a.refreshing.CompareAndSwap(false, true) {
 		// In the background: the loop's timing argument leaves no room
 		// for a list call.
 		a.lastMembers = now
@@ -185,6 +185,9 @@ func (a *Agent) refreshMembers(ctx context.Context) {
 	}
 	a.memMu.Lock()
 	defer a.memMu.Unlock()
+	if members > a.maxMembers || !a.membersKnown {
+		a.grewAt = a.clock.Now()
+	}
 	a.peers, a.membersKnown = peers, true
 	if members > a.maxMembers {
 		a.maxMembers = members
@@ -192,6 +195,18 @@ func (a *Agent) refreshMembers(ctx context.Context) {
 	}
 	a.m.Members.Set(float64(a.maxMembers))
 	a.m.Quorum.Set(float64(agentlease.QuorumOf(a.maxMembers)))
+}
+
+// membershipEvery is how long after a listing the next is due at now:
+// SettlingInterval while the membership grew within MembershipInterval,
+// else MembershipInterval.
+func (a *Agent) membershipEvery(now time.Time) time.Duration {
+	a.memMu.Lock()
+	defer a.memMu.Unlock()
+	if now.Sub(a.grewAt) < MembershipInterval {
+		return SettlingInterval
+	}
+	return MembershipInterval
 }
 
 // members is the largest membership seen.

@@ -231,3 +231,34 @@ func TestCutOffAgentFences(t *testing.T) {
 		})
 	}
 }
+
+// An agent that started before its peers created their Leases learns of
+// them within the settling interval, not the membership interval, and
+// publishes the larger quorum.
+func TestMembershipSettlesQuickly(t *testing.T) {
+	b := newBed(t, testConfig(t), peerLease("n2", silentAddr(t)))
+	b.start()
+	if got := b.a.members(); got != 2 {
+		t.Fatalf("members at start %d, want 2", got)
+	}
+	added := b.clk.Now()
+	for _, n := range []string{"n3", "n4"} {
+		if err := b.kube.Tracker().Add(peerLease(n, silentAddr(t))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.a.members() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("members %d after %s of agent time, want 4", b.a.members(), b.clk.Since(b.a.lastMembers))
+		}
+		b.tick()
+		time.Sleep(time.Millisecond) // the listing runs beside the loop
+	}
+	if took := b.clk.Since(added); took > SettlingInterval+2*testBounds.CheckInterval {
+		t.Errorf("the new peers were learnt %s after they appeared, want within the settling interval %s", took, SettlingInterval)
+	}
+	if got := b.a.membershipEvery(b.clk.Now().Add(MembershipInterval)); got != MembershipInterval {
+		t.Errorf("listing every %s once settled, want %s", got, MembershipInterval)
+	}
+}
