@@ -4,8 +4,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -409,4 +415,78 @@ func bedHasTaint(n *corev1.Node, key string) bool {
 		}
 	}
 	return false
+}
+
+// A controller manager that exits by itself while another process took its
+// port (kwokctl hands ports out in order, so a cluster started meanwhile
+// may have it) comes back on another port and stays up, instead of exiting
+// again at every restart.
+func TestBedComponentPortTaken(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, err := bed.Start(ctx, bed.Options{Workers: 1, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := c.WatchComponents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(c.Dir(), "kwok", "clusters", c.Name(), "pids", bed.KubeControllerManager+".pid")
+	running := func() (int, string) {
+		raw, err := os.ReadFile(pidFile)
+		if err != nil {
+			return 0, ""
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			return 0, ""
+		}
+		for _, a := range strings.Split(string(cmdline), "\x00") {
+			if p, ok := strings.CutPrefix(a, "--secure-port="); ok {
+				return pid, p
+			}
+		}
+		return pid, ""
+	}
+	pid, port := running()
+	if pid == 0 || port == "" {
+		t.Fatalf("no running kube-controller-manager with a --secure-port (pid %d)", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if l, err = net.Listen("tcp", ":"+port); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("cannot take port %s after the kill: %v", port, err)
+	}
+	defer l.Close()
+	var newPID int
+	var newPort string
+	for deadline := time.Now().Add(30 * time.Second); newPID == 0 || newPID == pid; {
+		if time.Now().After(deadline) {
+			t.Fatal("kube-controller-manager was not started again within 30 s")
+		}
+		time.Sleep(500 * time.Millisecond)
+		newPID, newPort = running()
+	}
+	time.Sleep(12 * time.Second) // two of WatchComponents' rounds
+	if again, _ := running(); again != newPID {
+		t.Fatalf("kube-controller-manager started again as pid %d on port %s, then exited (now pid %d): its port %s is taken", newPID, newPort, again, port)
+	}
+	if newPort == port {
+		t.Fatalf("started again on the taken port %s", port)
+	}
+	t.Logf("kube-controller-manager back as pid %d on port %s (its port %s was taken)", newPID, newPort, port)
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,7 +151,11 @@ func (c *Cluster) StartComponent(ctx context.Context, component string) error {
 	}
 	defer log.Close()
 	fmt.Fprintf(log, "==== bed: %s started again at %s\n", component, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	argv := p.argv
+	if component == KubeControllerManager || component == KubeScheduler {
+		argv = c.withFreeSecurePort(component, argv)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = p.env, p.dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -315,4 +321,37 @@ func (c *Cluster) RestartStuckKwok(ctx context.Context, stale time.Duration) ([]
 		restarted = append(restarted, name)
 	}
 	return restarted, nil
+}
+
+// withFreeSecurePort returns argv with its --secure-port moved to a free
+// port when another process holds it. A controller manager or scheduler
+// that exited by itself (it lost its leader Lease while etcd was frozen)
+// freed its port, and kwokctl, which hands out ports in order, may have
+// given it to a cluster started since: started again on it, the component
+// would exit at once, again and again. Nothing dials these ports (they
+// serve the components' own health and metrics).
+func (c *Cluster) withFreeSecurePort(component string, argv []string) []string {
+	const flag = "--secure-port="
+	for i, a := range argv {
+		port, ok := strings.CutPrefix(a, flag)
+		if !ok {
+			continue
+		}
+		l, err := net.Listen("tcp", ":"+port)
+		if err == nil {
+			l.Close()
+			return argv
+		}
+		free, err := net.Listen("tcp", ":0")
+		if err != nil {
+			return argv
+		}
+		next := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
+		free.Close()
+		out := slices.Clone(argv)
+		out[i] = flag + next
+		c.logf("bed: %s's port %s is taken (by another cluster); starting it on %s", component, port, next)
+		return out
+	}
+	return argv
 }
