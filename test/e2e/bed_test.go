@@ -420,9 +420,9 @@ func bedHasTaint(n *corev1.Node, key string) bool {
 // A controller manager that exits by itself while another process took its
 // port (kwokctl hands ports out in order, so a cluster started meanwhile
 // may have it) comes back on another port and stays up, instead of exiting
-// again at every restart.
+// again at every restart. Not parallel: while it holds the port, a cluster
+// that another test starts could be handed it by kwokctl.
 func TestBedComponentPortTaken(t *testing.T) {
-	t.Parallel()
 	ctx := t.Context()
 	c, err := bed.Start(ctx, bed.Options{Workers: 1, Log: t.Logf})
 	if err != nil {
