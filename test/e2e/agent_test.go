@@ -170,22 +170,10 @@ func agentAPIServerDown(t *testing.T) {
 		}
 		rounds = append(rounds, fmt.Sprintf("%s=%.0f", n, v))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := l.c.StartComponent(ctx, bed.KubeAPIServer); err != nil {
-		t.Fatal(err)
-	}
-	outage := time.Since(begin)
-	revived, err := l.c.ReviveComponents(ctx)
-	if err != nil {
-		t.Logf("reviving components: %v", err)
-	}
-	time.Sleep(5 * time.Second)
-	stuck, err := l.c.RestartStuckKwok(ctx, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restarted := l.keepControllerRunning(cfg)
+	back, revived, stuck, restarted := l.restoreControlPlane(cfg, func(ctx context.Context, c *bed.Cluster) error {
+		return c.StartComponent(ctx, bed.KubeAPIServer)
+	})
+	outage := back.Sub(begin)
 	t.Logf("API server back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", outage.Seconds(), revived, stuck, restarted)
 	// A whole window and a half with every node renewing again.
 	time.Sleep(15 * time.Second)

@@ -399,6 +399,31 @@ func TestFaults(t *testing.T) {
 // controlPlaneOutage takes the API server or etcd away for d while every
 // node stays healthy: nothing may be opened or fenced, during the outage
 // or once the view returns. Then mysql-0's node is cut off, to show the
+
+// restoreControlPlane ends a control-plane outage: up brings the held
+// component back, the bed revives the components that exited meanwhile,
+// restarts the kwok processes that never recover (after two renewals, see
+// bed.RestartStuckKwok) and the controllers that exited. It returns when up
+// had the API server back, and what it restarted.
+func (l *faultLab) restoreControlPlane(cfg string, up func(context.Context, *bed.Cluster) error) (back time.Time, revived, stuck, restarted []string) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := up(ctx, l.c); err != nil {
+		l.t.Fatal(err)
+	}
+	back = time.Now()
+	revived, err := l.c.ReviveComponents(ctx)
+	if err != nil {
+		l.t.Logf("reviving components: %v", err)
+	}
+	time.Sleep(5 * time.Second)
+	if stuck, err = l.c.RestartStuckKwok(ctx, 5*time.Second); err != nil {
+		l.t.Fatal(err)
+	}
+	return back, revived, stuck, l.keepControllerRunning(cfg)
+}
+
 // controller still acts.
 func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down func(*bed.Cluster) error, up func(context.Context, *bed.Cluster) error) {
 	l := newFaultLab(t, scenario, 3)
@@ -430,23 +455,7 @@ func controlPlaneOutage(t *testing.T, scenario string, d time.Duration, down fun
 		}
 		l.mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := up(ctx, l.c); err != nil {
-		t.Fatal(err)
-	}
-	revived, err := l.c.ReviveComponents(ctx)
-	if err != nil {
-		t.Logf("reviving components: %v", err)
-	}
-	// Give kwok two renewals, then restart those that never recover (see
-	// bed.RestartStuckKwok).
-	time.Sleep(5 * time.Second)
-	stuck, err := l.c.RestartStuckKwok(ctx, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restarted := l.keepControllerRunning(cfg)
+	_, revived, stuck, restarted := l.restoreControlPlane(cfg, up)
 	t.Logf("control plane back after %.0fs; components restarted: %v; kwok restarted: %v; controllers restarted: %v", time.Since(begin).Seconds(), revived, stuck, restarted)
 	// Three windows with every node renewing again.
 	time.Sleep(30 * time.Second)
