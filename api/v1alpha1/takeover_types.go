@@ -111,9 +111,49 @@ type MovedPod struct {
 	// ReplacementNode is the node the replacement runs on.
 	// +optional
 	ReplacementNode string `json:"replacementNode,omitempty"`
+	// ScheduledTime is when a replacement was first seen bound to a node
+	// other than the failed one, on the controller's clock (when it saw
+	// the binding, not when the scheduler made it). It is cleared if that
+	// replacement goes away before it is Ready, so that it belongs to the
+	// replacement that took over.
+	// +optional
+	ScheduledTime *metav1.MicroTime `json:"scheduledTime,omitempty"`
 	// ReadyTime is when the replacement was first seen Ready.
 	// +optional
 	ReadyTime *metav1.MicroTime `json:"readyTime,omitempty"`
+}
+
+// Downtime is where the seconds of a takeover went, from the last heartbeat
+// the controller saw to the moved workloads Ready elsewhere. Every instant
+// is on the controller's own clock; a part whose ends were not both
+// recorded is left out, and none is ever negative (a clock that stepped
+// back between two leaders counts as zero). The parts follow one another:
+// when all are present they add up to Total.
+type Downtime struct {
+	// Total runs from lastHeartbeatSeen to the last moved pod's replacement
+	// Ready (to the WorkloadsReady phase when no replacement was recorded
+	// Ready, for example when the workload timeout expired).
+	// +optional
+	Total *metav1.Duration `json:"total,omitempty"`
+	// Detection runs from lastHeartbeatSeen to Detected: the unhealthy
+	// window plus what it took to notice its end.
+	// +optional
+	Detection *metav1.Duration `json:"detection,omitempty"`
+	// Fence runs from Detected to Fenced: the fence provider's work
+	// (a power-off, or the wait provider's safe time) and any retries.
+	// +optional
+	Fence *metav1.Duration `json:"fence,omitempty"`
+	// Release runs from Fenced to Released: the release strategy's calls.
+	// +optional
+	Release *metav1.Duration `json:"release,omitempty"`
+	// Schedule runs from Released to the last replacement seen bound to a
+	// node (the owner recreating the pod and the scheduler placing it).
+	// +optional
+	Schedule *metav1.Duration `json:"schedule,omitempty"`
+	// Start runs from the last replacement scheduled to the last one
+	// Ready: attaching its volumes, starting it, its readiness probe.
+	// +optional
+	Start *metav1.Duration `json:"start,omitempty"`
 }
 
 // TakeoverStatus is the persisted state of the incident.
@@ -158,6 +198,16 @@ type TakeoverStatus struct {
 	// closes as "nothing was released".
 	// +optional
 	ReleaseStarted *metav1.MicroTime `json:"releaseStarted,omitempty"`
+	// LastHeartbeatSeen is when, on the controller's own clock, the node's
+	// heartbeat (its Lease renewTime, or its Ready condition for a node
+	// without a Lease) was last seen to change before detection: the start
+	// of the unhealthy window that expired. It is written with Detected.
+	// +optional
+	LastHeartbeatSeen *metav1.MicroTime `json:"lastHeartbeatSeen,omitempty"`
+	// Downtime breaks the takeover's duration into its parts; it is filled
+	// when the phase WorkloadsReady is entered, and kept.
+	// +optional
+	Downtime *Downtime `json:"downtime,omitempty"`
 	// MovedPods lists the pods released from the node and their replacements.
 	// +optional
 	MovedPods []MovedPod `json:"movedPods,omitempty"`
@@ -180,6 +230,7 @@ type TakeoverStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategy`
+// +kubebuilder:printcolumn:name="Downtime",type=string,JSONPath=`.status.downtime.total`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Takeover struct {
 	metav1.TypeMeta   `json:",inline"`
