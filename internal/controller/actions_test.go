@@ -17,6 +17,7 @@ import (
 )
 
 const outOfService = corev1.TaintNodeOutOfService
+const fencedTaint = "liberator.dev/fenced"
 
 // detect takes failedNode down and steps it through its unhealthy window:
 // nothing opens before the whole window has passed; the step after it opens
@@ -97,13 +98,15 @@ func TestReconcile(t *testing.T) {
 		}
 		f.checkNothingReleased(failedNode)
 
-		// Release: the out-of-service taint (the node's own taint kept),
-		// mysql-0 force-deleted, its VolumeAttachment deleted. The
-		// DaemonSet pod and the other node's attachment stay.
+		// Release: liberator's NoSchedule taint, mysql-0 force-deleted, its
+		// VolumeAttachment deleted, then the out-of-service taint (the
+		// node's own taint kept). The DaemonSet pod and the other node's
+		// attachment stay.
 		tk = f.stepUntil(failedNode, v1alpha1.PhaseReleased, 1)
 		patches := f.taintPatches(failedNode)
-		if len(patches) != 1 || !hasTaint(patches[0], outOfService) || !hasTaint(patches[0], "dedicated") {
-			t.Fatalf("taint patches %v, want one adding %s and keeping dedicated", patches, outOfService)
+		if len(patches) != 2 || !hasTaint(patches[0], fencedTaint) || hasTaint(patches[0], outOfService) ||
+			!hasTaint(patches[1], outOfService) || !hasTaint(patches[1], "dedicated") {
+			t.Fatalf("taint patches %v, want %s, then %s keeping dedicated", patches, fencedTaint, outOfService)
 		}
 		if !release.HasTaint(f.node(failedNode)) {
 			t.Errorf("node %s has no out-of-service taint: %v", failedNode, f.node(failedNode).Spec.Taints)
@@ -149,8 +152,8 @@ func TestReconcile(t *testing.T) {
 		if m.ReplacementName != "mysql-0" || m.ReplacementNode != "w2" || m.ReadyTime == nil || !m.ReadyTime.Time.Equal(f.clock.Now()) {
 			t.Errorf("moved pod %+v, want replacement mysql-0 on w2, Ready now", m)
 		}
-		if n := f.fencer.CallCount(); n != 1 || len(f.taintPatches(failedNode)) != 1 || len(f.deletes("pods")) != 1 {
-			t.Errorf("after release: %d fence calls, %d taint patches, %d pod deletes; want 1 each", n, len(f.taintPatches(failedNode)), len(f.deletes("pods")))
+		if n := f.fencer.CallCount(); n != 1 || len(f.taintPatches(failedNode)) != 2 || len(f.deletes("pods")) != 1 {
+			t.Errorf("after release: %d fence calls, %d taint patches, %d pod deletes; want 1, 2, 1", n, len(f.taintPatches(failedNode)), len(f.deletes("pods")))
 		}
 	})
 
@@ -248,7 +251,7 @@ func TestReconcile(t *testing.T) {
 		tk = f.stepUntil(failedNode, v1alpha1.PhaseReleased, 1)
 		checkTimeline(t, tk, "Detected/LeaseExpired", "Fencing/FenceStarted", "Failed/FenceFailed",
 			"Fencing/FenceStarted", "Fenced/Fenced", "Released/Released")
-		if p := f.taintPatches(failedNode); len(p) != 1 || !hasTaint(p[0], outOfService) {
+		if p := f.taintPatches(failedNode); len(p) != 2 || !hasTaint(p[1], outOfService) {
 			t.Errorf("taint patches %v", p)
 		}
 		if got := keys(f.deletes("pods")); strings.Join(got, ",") != "db/mysql-0" {
@@ -379,7 +382,7 @@ func TestReconcile(t *testing.T) {
 			if r := tk.Status.Reason; r != "AwaitingReboot" {
 				t.Errorf("reason %s, want AwaitingReboot recorded", r)
 			}
-			if p := f.taintPatches(failedNode); len(p) != 1 {
+			if p := f.taintPatches(failedNode); len(p) != 2 {
 				t.Fatalf("taint changed on a node that has not rebooted: %v", p)
 			}
 			if !release.HasTaint(f.node(failedNode)) {
@@ -395,7 +398,7 @@ func TestReconcile(t *testing.T) {
 			f.mustStep(failedNode)
 			f.advance(healthyDelay(f) - time.Second)
 			f.mustStep(failedNode)
-			if tk := f.mustTakeover(failedNode); tk.Status.Phase != v1alpha1.PhaseWorkloadsReady || len(f.taintPatches(failedNode)) != 1 {
+			if tk := f.mustTakeover(failedNode); tk.Status.Phase != v1alpha1.PhaseWorkloadsReady || len(f.taintPatches(failedNode)) != 2 {
 				t.Fatalf("recovered before healthyDelay: %s", timeline(tk))
 			}
 			f.advance(time.Second)
@@ -414,7 +417,7 @@ func TestReconcile(t *testing.T) {
 			if after := f.mustStep(failedNode); after <= 0 || after > 10*time.Second {
 				t.Errorf("awaiting healthyDelay: requeue after %s, want at most 10s", after)
 			}
-			if tk := f.mustTakeover(failedNode); tk.Status.Phase != v1alpha1.PhaseWorkloadsReady || len(f.taintPatches(failedNode)) != 1 {
+			if tk := f.mustTakeover(failedNode); tk.Status.Phase != v1alpha1.PhaseWorkloadsReady || len(f.taintPatches(failedNode)) != 2 {
 				t.Fatalf("recovered before healthyDelay: %s", timeline(tk))
 			}
 			f.advance(10 * time.Second)
@@ -440,8 +443,8 @@ func checkUntainted(t *testing.T, f *fixture, tk *v1alpha1.Takeover) {
 		t.Fatalf("timeline\n got: %v\nwant: %v", steps, want)
 	}
 	p := f.taintPatches(failedNode)
-	if len(p) != 2 || hasTaint(p[1], outOfService) || !hasTaint(p[1], "dedicated") {
-		t.Errorf("taint patches %v, want the second removing %s only", p, outOfService)
+	if len(p) != 3 || hasTaint(p[2], outOfService) || hasTaint(p[2], fencedTaint) || !hasTaint(p[2], "dedicated") {
+		t.Errorf("taint patches %v, want the third removing liberator's taints only", p)
 	}
 	if n := f.node(failedNode); release.HasLiberatorTaint(n) || len(n.Spec.Taints) != 1 {
 		t.Errorf("taints after recovery %v", n.Spec.Taints)

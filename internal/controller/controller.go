@@ -42,6 +42,11 @@ type Options struct {
 	// StepTimeout bounds one step's API calls (default 30 s, plus the fence
 	// timeout for fence steps).
 	StepTimeout time.Duration
+	// ReplacementWait bounds how long a release by OutOfServiceTaint waits
+	// for the StatefulSet controller to recreate the force-deleted pods
+	// before it adds the out-of-service taint (default 5 s; negative: no
+	// wait).
+	ReplacementWait time.Duration
 }
 
 // Controller is the takeover controller.
@@ -57,6 +62,7 @@ type Controller struct {
 	workers  int
 	tick     time.Duration
 	stepTO   time.Duration
+	replWait time.Duration
 
 	selector labels.Selector
 	health   *healthTracker
@@ -106,7 +112,7 @@ func New(o Options) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: o.Config, kube: o.Kube, client: o.Client, clock: o.Clock, m: o.Metrics, recorder: o.Recorder,
-		log: o.Log, fencer: o.Fencer, workers: o.Workers, tick: o.Tick, stepTO: o.StepTimeout,
+		log: o.Log, fencer: o.Fencer, workers: o.Workers, tick: o.Tick, stepTO: o.StepTimeout, replWait: o.ReplacementWait,
 		selector: sel,
 	}
 	if c.clock == nil {
@@ -130,6 +136,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if c.stepTO <= 0 {
 		c.stepTO = 30 * time.Second
+	}
+	if c.replWait == 0 {
+		c.replWait = 5 * time.Second
 	}
 	c.health = newHealthTracker(c.clock, o.Config.UnhealthyAfter.Duration/2)
 	c.api.threshold = int32(o.Config.APIGuard.FailureThreshold)

@@ -93,6 +93,8 @@ type fixture struct {
 	events []string
 	// renewals makes each renewTime the kubelets write a new value.
 	renewals int
+	// replWait is the controller's Options.ReplacementWait.
+	replWait time.Duration
 }
 
 // newFixture builds a cluster of fixtureNodes (Ready, Leases renewed), the
@@ -156,6 +158,9 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		fencer: &fence.Fake{Result: fence.Result{Done: true, Output: "safe time of 5s passed since detection"}},
 		rec:    record.NewFakeRecorder(1000),
 		down:   map[string]bool{},
+		// No StatefulSet controller recreates pods here: the release does
+		// not wait for replacements (outofservice_test.go covers the wait).
+		replWait: -1,
 	}
 	for _, name := range fixtureNodes {
 		f.create(newNode(name))
@@ -175,7 +180,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 func (f *fixture) newController() *Controller {
 	f.t.Helper()
 	c, err := New(Options{
-		Config: f.cfg, Kube: f.kube, Client: f.client, Clock: f.clock, Metrics: metrics.New(),
+		Config: f.cfg, Kube: f.kube, Client: f.client, Clock: f.clock, Metrics: metrics.New(), ReplacementWait: f.replWait,
 		Recorder: f.rec, Log: testr.NewWithOptions(f.t, testr.Options{Verbosity: 2}),
 		Fencer: func(config.FenceClass) (fence.Fencer, error) { return f.fencer, nil },
 	})

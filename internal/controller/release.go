@@ -66,6 +66,9 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 		}
 	}
 	vas, err := c.freeWorkloads(ctx, name, pods)
+	if err == nil && live != nil && t.Spec.Strategy == v1alpha1.StrategyOutOfServiceTaint {
+		err = c.outOfService(ctx, t)
+	}
 	if err != nil {
 		// Say so where the operator looks (a denied deletion, say); the step
 		// is retried with backoff and rolls forward once it succeeds.
@@ -103,13 +106,14 @@ func (c *Controller) liveCheck(ctx context.Context, t *v1alpha1.Takeover) (*core
 	return live, decide.Live{Exists: true, UID: string(live.UID)}, nil
 }
 
-// releaseNode applies the strategy to the live Node (its resourceVersion is
-// the precondition).
+// releaseNode applies the strategy's first step to the live Node (its
+// resourceVersion is the precondition). OutOfServiceTaint and ForceDelete
+// both begin with liberator's NoSchedule taint, so that no released pod is
+// placed back on the fenced node; the out-of-service taint itself comes
+// after the pods are gone (outOfService).
 func (c *Controller) releaseNode(ctx context.Context, s v1alpha1.Strategy, live *corev1.Node) error {
 	switch s {
-	case v1alpha1.StrategyOutOfServiceTaint:
-		return release.Taint(ctx, c.kube, live, release.OutOfServiceTaint)
-	case v1alpha1.StrategyForceDelete:
+	case v1alpha1.StrategyOutOfServiceTaint, v1alpha1.StrategyForceDelete:
 		return release.Taint(ctx, c.kube, live, release.FencedTaint)
 	case v1alpha1.StrategyDeleteNode:
 		return release.DeleteNode(ctx, c.kube, live)

@@ -74,6 +74,9 @@ func (o *oracle) finish(outcome string) {
 	if len(overlaps) > 0 {
 		o.t.Errorf("a replacement ran while the old copy still ran: %s", strings.Join(overlaps, "; "))
 	}
+	if lost := o.replacementsDeleted(); len(lost) > 0 {
+		o.t.Errorf("a replacement was deleted by the cleanup of the old pod: %s", strings.Join(lost, "; "))
+	}
 }
 
 func (o *oracle) result(outcome string) (int, []string) {
@@ -185,6 +188,9 @@ func short(uid string) string {
 type podRecord struct {
 	ns, name, uid, node string
 	running, deleted    time.Time
+	// taintEvicted: Kubernetes' taint-eviction controller marked this pod
+	// (condition DisruptionTarget, reason DeletionByTaintManager).
+	taintEvicted bool
 }
 
 // podRecorder watches every pod and notes when each was first seen Running
@@ -237,6 +243,9 @@ func (r *podRecorder) seen(obj any, deleted bool) {
 	}
 	if p.Spec.NodeName != "" {
 		rec.node = p.Spec.NodeName
+	}
+	if taintEvicted(p) {
+		rec.taintEvicted = true
 	}
 	if deleted {
 		if rec.deleted.IsZero() {
