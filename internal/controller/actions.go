@@ -54,9 +54,21 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 	}
 	t.Status.Heartbeat = heartbeat
 	t.Status.BootID = node.Status.NodeInfo.BootID
+	c.noteLastHeartbeat(t)
 	return soon, c.transition(ctx, t, step{phase: v1alpha1.PhaseDetected, reason: d.Reason, message: d.Message,
 		log: "node unhealthy: takeover opened", event: decide.EventTakeoverDetected, warning: true,
 		eventMessage: fmt.Sprintf("%s; Takeover %s opened", d.Message, t.Name)})
+}
+
+// noteLastHeartbeat records on t, with its Detected status, when the
+// node's heartbeat was last seen to change: the start of the window that
+// expired, from which the downtime breakdown counts.
+func (c *Controller) noteLastHeartbeat(t *v1alpha1.Takeover) {
+	t.Status.LastHeartbeatSeen = nil
+	if at, ok := c.health.lastHeartbeat(t.Spec.NodeName); ok {
+		m := metav1.NewMicroTime(at)
+		t.Status.LastHeartbeatSeen = &m
+	}
 }
 
 // pausedPoll is how often a paused incident is looked at again.
@@ -168,6 +180,7 @@ func (c *Controller) confirmResumed(ctx context.Context, t *v1alpha1.Takeover) (
 func (c *Controller) redetect(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision, live decide.Live) error {
 	t.Status.Heartbeat = live.Detail
 	t.Status.NextRetryTime = nil
+	c.noteLastHeartbeat(t)
 	c.forgetSeen(t)
 	return c.transition(ctx, t, step{phase: v1alpha1.PhaseDetected, reason: d.Reason, message: d.Message,
 		log: "takeover starts over: the deleted node's Lease renewed", event: d.Reason, warning: true})

@@ -181,6 +181,26 @@ func (h *nodeHealth) viewAt(now time.Time, window time.Duration) nodeView {
 	return v
 }
 
+// lastHeartbeat returns when the node's heartbeat was last seen to change
+// on this clock: its Lease renewTime or, for a node without a Lease, its
+// Ready condition (a window restarted after a blind spell starts there).
+// It is the start of the window that expires when the node is detected;
+// false when the node is not tracked.
+func (t *healthTracker) lastHeartbeat(name string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.nodes[name]
+	switch {
+	case h == nil:
+		return time.Time{}, false
+	case h.hasLease:
+		return h.renewSeen, true
+	case h.hasNode:
+		return h.readySince, true
+	}
+	return time.Time{}, false
+}
+
 // each calls f for every tracked node with its view, under the lock.
 func (t *healthTracker) each(window time.Duration, f func(name string, v nodeView)) {
 	now := t.clock.Now()

@@ -85,6 +85,9 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 			c.m.PhaseSeconds.WithLabelValues(string(phase)).Observe(now.Sub(d.Time).Seconds())
 		}
 		c.m.TakeoversTotal.WithLabelValues(string(phase), resultOf(phase, reason)).Inc()
+		if phase == v1alpha1.PhaseWorkloadsReady && s.Downtime == nil {
+			s.Downtime = v1alpha1.ComputeDowntime(t)
+		}
 	}
 	s.Phase, s.Reason, s.Message = phase, reason, msg
 	storm := metav1.Condition{Type: "StormGuard", Status: metav1.ConditionFalse, Reason: decide.ReasonStormClear, Message: "remediation allowed", LastTransitionTime: now}
