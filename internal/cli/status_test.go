@@ -121,10 +121,12 @@ func fixture() snapshot {
 				{Phase: v1alpha1.PhaseWorkloadsReady, Time: atMicro(-71 * time.Second), Reason: "AwaitingNodeReturn"},
 			},
 			MovedPods: []v1alpha1.MovedPod{{Namespace: "default", Name: "mysql-0", OwnerKind: "StatefulSet", OwnerName: "mysql",
-				ReplacementName: "mysql-0", ReplacementNode: "worker-2", ReadyTime: new(atMicro(-71 * time.Second))}},
-			FenceOutput: "safe time of 5s passed since detection",
+				ReplacementName: "mysql-0", ReplacementNode: "worker-2", ScheduledTime: new(atMicro(-74 * time.Second)), ReadyTime: new(atMicro(-71 * time.Second))}},
+			FenceOutput:       "safe time of 5s passed since detection",
+			LastHeartbeatSeen: new(atMicro(-120 * time.Second)),
 		},
 	}
+	tk.Status.Downtime = v1alpha1.ComputeDowntime(&tk)
 	old := v1alpha1.Takeover{
 		ObjectMeta: metav1.ObjectMeta{Name: "worker-1-20260301-090000", CreationTimestamp: metav1.NewTime(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))},
 		Spec:       v1alpha1.TakeoverSpec{NodeName: "worker-1", Strategy: v1alpha1.StrategyOutOfServiceTaint, FenceProvider: "lab"},

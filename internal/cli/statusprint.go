@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
@@ -106,26 +107,51 @@ func printTimeline(w io.Writer, now time.Time, t *v1alpha1.Takeover) error {
 	}
 	if len(t.Status.MovedPods) > 0 {
 		tw = newTable(w)
-		fmt.Fprintln(tw, "  MOVED POD\tOWNER\tREPLACEMENT\tNODE\tREADY")
+		fmt.Fprintln(tw, "  MOVED POD\tOWNER\tREPLACEMENT\tNODE\tSCHEDULED\tREADY")
 		for _, m := range t.Status.MovedPods {
 			owner := "-"
 			if m.OwnerKind != "" {
 				owner = m.OwnerKind + "/" + m.OwnerName
 			}
-			ready := "-"
-			if m.ReadyTime != nil {
-				ready = offset(m.ReadyTime.Sub(start))
-			}
-			fmt.Fprintf(tw, "  %s/%s\t%s\t%s\t%s\t%s\n", m.Namespace, m.Name, owner, orDash(m.ReplacementName), orDash(m.ReplacementNode), ready)
+			fmt.Fprintf(tw, "  %s/%s\t%s\t%s\t%s\t%s\t%s\n", m.Namespace, m.Name, owner, orDash(m.ReplacementName), orDash(m.ReplacementNode),
+				offsetOf(m.ScheduledTime, start), offsetOf(m.ReadyTime, start))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
+	if line := downtimeLine(t, start); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	if t.Status.FenceOutput != "" {
 		fmt.Fprintf(w, "  fence output: %s\n", oneLine(t.Status.FenceOutput))
 	}
 	return nil
+}
+
+// downtimeLine is the Takeover's downtime breakdown (docs/design.md,
+// "where the seconds go"): the one recorded at WorkloadsReady, or the parts
+// so far of an incident not there yet; "" when nothing is recorded.
+func downtimeLine(t *v1alpha1.Takeover, start time.Time) string {
+	d, label := t.Status.Downtime, "downtime"
+	if d == nil {
+		d, label = v1alpha1.ComputeDowntime(t), "downtime so far"
+	}
+	if d == nil {
+		return ""
+	}
+	line := "  " + label + ": " + d.Summary()
+	if hb := t.Status.LastHeartbeatSeen; hb != nil {
+		line += "; last heartbeat seen at T" + offset(hb.Sub(start))
+	}
+	return line
+}
+
+func offsetOf(at *metav1.MicroTime, start time.Time) string {
+	if at == nil {
+		return "-"
+	}
+	return offset(at.Sub(start))
 }
 
 // offset formats a time since the start of something: "+12.5s", "+2m3.0s".
