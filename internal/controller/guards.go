@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync/atomic"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -54,10 +55,24 @@ type tally struct{ eligible, unhealthy, suspect, notReadyLeaseLive int }
 // unhealthy ones among them, and names the unhealthy. The tick's scan and
 // the fresh count of an acting decision both use it.
 func (c *Controller) count() (tally, []string) {
+	t, unhealthy, _ := c.countAt(0)
+	return t, unhealthy
+}
+
+// expiring is a node whose window closes in a moment, with no change.
+type expiring struct {
+	name string
+	in   time.Duration
+}
+
+// countAt is count, and also names the healthy eligible nodes whose window
+// closes within horizon (0: none).
+func (c *Controller) countAt(horizon time.Duration) (tally, []string, []expiring) {
 	window := c.cfg.UnhealthyAfter.Duration
 	takenOver := c.takenOver()
 	var t tally
 	var unhealthy []string
+	var soon []expiring
 	c.health.each(window, func(name string, v nodeView) {
 		if takenOver[name] {
 			return
@@ -81,6 +96,9 @@ func (c *Controller) count() (tally, []string) {
 		case decide.NotReadyLeaseLive(n, window):
 			t.notReadyLeaseLive++
 		}
+		if d := decide.UntilUnhealthy(n, window); !bad && d > 0 && d <= horizon {
+			soon = append(soon, expiring{name, d})
+		}
 	})
 	// A Node deleted mid-incident (its Lease perhaps collected with it) is
 	// still a failed node until its incident ends: it counts, so that it is
@@ -91,13 +109,13 @@ func (c *Controller) count() (tally, []string) {
 			t.unhealthy++
 		}
 	}
-	return t, unhealthy
+	return t, unhealthy, soon
 }
 
 // scan publishes the count, reports storm transitions, and queues every
 // unhealthy eligible node.
 func (c *Controller) scan() {
-	t, unhealthy := c.count()
+	t, unhealthy, soon := c.countAt(c.tick)
 	c.counts.Store(&t)
 	c.m.EligibleNodes.Set(float64(t.eligible))
 	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
@@ -110,6 +128,11 @@ func (c *Controller) scan() {
 	c.updateStorm(t)
 	for _, name := range unhealthy {
 		c.queue.Add(name)
+	}
+	// A node whose window closes before the next tick is looked at the
+	// moment it closes, not up to a tick later.
+	for _, e := range soon {
+		c.queue.AddAfter(e.name, e.in+time.Millisecond)
 	}
 	c.publishPhases()
 }

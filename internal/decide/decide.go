@@ -41,8 +41,9 @@ func NotReadyLeaseLive(n Node, window time.Duration) bool {
 	return n.Exists && n.HasLease && n.LeaseStaleFor < window && !n.Ready && n.NotReadyFor >= window
 }
 
-// untilUnhealthy is how long until the window would close with no change.
-func untilUnhealthy(n Node, window time.Duration) time.Duration {
+// UntilUnhealthy is how long until the window would close with no change
+// (0: it has closed, or nothing is counting).
+func UntilUnhealthy(n Node, window time.Duration) time.Duration {
 	d := time.Duration(0)
 	if n.HasLease {
 		if n.LeaseStaleFor > 0 {
@@ -82,7 +83,7 @@ func decideNew(in Input) Decision {
 	}
 	if !bad {
 		d := Decision{Action: None, Reason: ReasonHealthy}
-		if r := untilUnhealthy(n, in.Policy.UnhealthyAfter); r > 0 {
+		if r := UntilUnhealthy(n, in.Policy.UnhealthyAfter); r > 0 {
 			d.Reason, d.RequeueAfter = ReasonWithinGrace, r
 		}
 		return d
@@ -169,7 +170,7 @@ func decideOpen(in Input) Decision {
 			// itself watched the node for a whole window (it is a new leader,
 			// or its windows restarted after a blind spell): it waits for its
 			// own window before fencing. Longer, never shorter.
-			return Decision{Action: None, Reason: ReasonWithinGrace, RequeueAfter: max(untilUnhealthy(n, in.Policy.UnhealthyAfter), time.Second),
+			return Decision{Action: None, Reason: ReasonWithinGrace, RequeueAfter: max(UntilUnhealthy(n, in.Policy.UnhealthyAfter), time.Second),
 				Message: "no heartbeat seen since detection; waiting for this controller's own window before fencing"}
 		}
 	}
