@@ -74,6 +74,13 @@ bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'Decision|Scan' -benchmem -benchtime 2000x ./internal/controller/
 	go test -run '^$$' -bench 'CacheMemory' -benchtime 1x ./internal/controller/
 
+.PHONY: bench-scale
+# The size and timing of bench-scale; e.g. SCALE_ARGS='-scale.nodes=1000 -scale.pods=20000'
+# for a smaller run (see docs/scale.md for every flag).
+SCALE_ARGS ?= -scale.nodes=5000 -scale.pods=100000 -scale.slices=10 -scale.lease=40 -scale.unhealthyAfter=40s -scale.steady=60s
+bench-scale: tools build ## the controller against a real API server with 5,000 kwok nodes and 100,000 pods: RSS, CPU, sync, requests/s beside the seed's, detection lag, a 30% power-loss storm (SCALE_ARGS to resize)
+	go test -tags e2e -count=1 -timeout 150m -v -run '^TestScale$$' ./test/e2e/scale/ -args -scale.binary=$(CURDIR)/bin/liberator $(SCALE_ARGS)
+
 demo: tools build ## power off mysql-0's node on a local cluster and watch the takeover (AGENT=1: cut it off; its agent's watchdog resets it)
 	go run ./test/e2e/demo $(if $(AGENT),--agent)
 

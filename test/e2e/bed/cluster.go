@@ -45,6 +45,16 @@ type Options struct {
 	// to value). They override the defaults, which are Kubernetes' own:
 	// node-monitor-grace-period=50s, node-monitor-period=5s.
 	KCMFlags map[string]string
+	// SchedulerFlags are extra kube-scheduler flags (name without dashes
+	// to value), such as kube-api-qps for a cluster with many pods.
+	SchedulerFlags map[string]string
+	// EtcdFlags are extra etcd flags (name without dashes to value), such
+	// as unsafe-no-fsync for a throwaway cluster whose disk would
+	// otherwise bound its write rate.
+	EtcdFlags map[string]string
+	// AuditPolicy is the path of an audit policy file for the API server;
+	// the audit log is then AuditLog(). Empty means no audit log.
+	AuditPolicy string
 	// Isolated puts every worker in a network namespace of its own on a
 	// bridge of the cluster's, with a watchdog device, ready for an agent
 	// (StartAgents): the bed can then cut it off for real (Partition). It
@@ -75,6 +85,8 @@ type Cluster struct {
 	mu    sync.Mutex
 	nodes map[string]*simNode
 	order []string
+	// sliceNodes counts the nodes added by AddSlice (their addresses).
+	sliceNodes int
 
 	runCtx  context.Context
 	cancel  context.CancelFunc
@@ -162,7 +174,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	if err := c.createControlPlane(ctx, opts.KCMFlags); err != nil {
+	if err := c.createControlPlane(ctx, opts); err != nil {
 		return nil, err
 	}
 	logf("bed: control plane up in %s", time.Since(begin).Round(time.Millisecond))
@@ -223,12 +235,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 // createControlPlane runs kwokctl create cluster, retrying when a component
 // lost a port it was given to another process.
-func (c *Cluster) createControlPlane(ctx context.Context, extra map[string]string) error {
+func (c *Cluster) createControlPlane(ctx context.Context, opts Options) error {
 	kcm := map[string]string{
 		"node-monitor-grace-period": "50s",
 		"node-monitor-period":       "5s",
 	}
-	for k, v := range extra {
+	for k, v := range opts.KCMFlags {
 		kcm[strings.TrimLeft(k, "-")] = v
 	}
 	args := []string{
@@ -246,8 +258,32 @@ func (c *Cluster) createControlPlane(ctx context.Context, extra map[string]strin
 		"--quiet-pull",
 		"--wait", "1m",
 	}
-	for _, k := range slices.Sorted(maps.Keys(kcm)) {
-		args = append(args, "--extra-args", "kube-controller-manager="+k+"="+kcm[k])
+	var extra [][]string
+	for component, flags := range map[string]map[string]string{
+		"kube-controller-manager": kcm, "kube-scheduler": opts.SchedulerFlags, "etcd": opts.EtcdFlags,
+	} {
+		var a []string
+		for _, k := range slices.Sorted(maps.Keys(flags)) {
+			a = append(a, component+"="+strings.TrimLeft(k, "-")+"="+flags[k])
+		}
+		if len(a) > 0 {
+			extra = append(extra, a)
+		}
+	}
+	// kwokctl v0.8.0 files the k-th component's arguments under the
+	// position of its first --extra-args among all of them: each
+	// component's first one must come k-th.
+	slices.SortFunc(extra, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	for _, a := range extra {
+		args = append(args, "--extra-args", a[0])
+	}
+	for _, a := range extra {
+		for _, v := range a[1:] {
+			args = append(args, "--extra-args", v)
+		}
+	}
+	if opts.AuditPolicy != "" {
+		args = append(args, "--kube-audit-policy", opts.AuditPolicy)
 	}
 	clusterDir := filepath.Join(c.dir, "kwok", "clusters", c.name)
 	logsDir := filepath.Join(clusterDir, "logs")
@@ -416,6 +452,10 @@ func (c *Cluster) Dir() string { return c.dir }
 func (c *Cluster) LogDir() string {
 	return filepath.Join(c.dir, "kwok", "clusters", c.name, "logs")
 }
+
+// AuditLog is the path of the API server's audit log (with
+// Options.AuditPolicy).
+func (c *Cluster) AuditLog() string { return filepath.Join(c.LogDir(), "audit.log") }
 
 // Kubeconfig is the path of the cluster-admin kubeconfig.
 func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
