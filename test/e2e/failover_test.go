@@ -118,6 +118,7 @@ func TestMySQLFailoverDefaults(t *testing.T) {
 	before, _ := e.pod("default", "mysql-0")
 	t.Logf("mysql-0 runs on %s; powering %s off", old, old)
 	o := newOracle(e, "scenario=1_defaults", e.fenceAttempts)
+	e.controllerWatching(old)
 	o.fail(old)
 
 	t0 := time.Now()
@@ -163,6 +164,7 @@ func TestMySQLFailoverDefaults(t *testing.T) {
 	timeline(t, "scenario 1: MySQL StatefulSet, defaults", t0, tk)
 	t.Logf("RTO (power-off to mysql-0 Ready on %s): %.1fs", p.Spec.NodeName, rto.Seconds())
 	fmt.Printf("RESULT scenario=1 profile=default strategy=OutOfServiceTaint rto_seconds=%.1f\n", rto.Seconds())
+	e.breakdown("1_defaults", old, t0, tk, rto)
 	o.finish(fmt.Sprintf("mysql-0 Ready on %s; rto_seconds=%.1f", p.Spec.NodeName, rto.Seconds()))
 
 	// Scenario 3: the node comes back with a new bootID.

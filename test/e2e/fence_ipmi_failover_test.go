@@ -141,6 +141,7 @@ func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	old := e.deployMySQL()
 	t.Logf("mysql-0 runs on %s; cutting %s off the network (its BMC still says on)", old, old)
 	o := newOracle(e, "scenario=ipmi_"+profile, lab.powerOffs)
+	e.controllerWatching(old)
 	o.fail(old)
 
 	t0 := time.Now()
@@ -197,6 +198,7 @@ func mysqlFailoverIPMI(t *testing.T, profile string, lease int, config string) {
 	t.Logf("fence output: %s", tk.Status.FenceOutput)
 	t.Logf("RTO (cut-off to mysql-0 Ready on %s): %.1fs; fencing took %.1fs", p.Spec.NodeName, rto.Seconds(), fenceTime.Seconds())
 	fmt.Printf("RESULT scenario=ipmi profile=%s strategy=OutOfServiceTaint rto_seconds=%.1f fence_seconds=%.2f\n", profile, rto.Seconds(), fenceTime.Seconds())
+	e.breakdown("ipmi_"+profile, old, t0, tk, rto)
 	o.finish(fmt.Sprintf("mysql-0 Ready on %s; rto_seconds=%.1f fence_seconds=%.2f", p.Spec.NodeName, rto.Seconds(), fenceTime.Seconds()))
 	e.expectEvent(old, "Fenced")
 	if !release.HasTaint(e.node(old)) {

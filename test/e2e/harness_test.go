@@ -31,6 +31,10 @@ type env struct {
 	tk     client.Client
 	root   string
 	saKube string // kubeconfig of liberator's ServiceAccount
+	// ctl and ctlConfig are the controller started last and its
+	// configuration.
+	ctl       *controllerProc
+	ctlConfig string
 }
 
 // liberatorBinary builds the controller binary once per test run.
@@ -105,6 +109,7 @@ func (e *env) startController(name, cfg string, args ...string) *controllerProc 
 		e.t.Fatal(err)
 	}
 	p := &controllerProc{Controller: k, metricsAddr: k.MetricsAddr}
+	e.ctl, e.ctlConfig = p, cfg
 	e.t.Cleanup(func() {
 		p.Stop()
 		if e.t.Failed() {
@@ -181,10 +186,12 @@ func (e *env) readyPod(ns, name, not string, timeout time.Duration) *corev1.Pod 
 	return got
 }
 
-// timeline prints the Takeover's phases relative to t0.
+// timeline prints the Takeover's phases relative to t0, and its downtime
+// breakdown.
 func timeline(t *testing.T, title string, t0 time.Time, tk v1alpha1.Takeover) string {
 	var b bytes.Buffer
 	kit.Timeline(&b, title, t0, tk)
+	writeBreakdown(&b, t0, tk)
 	t.Log(b.String())
 	return b.String()
 }

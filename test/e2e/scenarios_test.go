@@ -17,11 +17,13 @@ import (
 )
 
 // failover powers off mysql-0's node and waits for mysql-0 Ready elsewhere;
-// it returns the old node, the Takeover and the RTO.
+// it prints the downtime breakdown and returns the old node, the Takeover
+// and the RTO.
 func (e *env) failover(title string, timeout time.Duration) (string, v1alpha1.Takeover, time.Duration) {
 	e.t.Helper()
 	old := e.deployMySQL()
 	o := newOracle(e, strings.ReplaceAll(title, " ", "_"), e.fenceAttempts)
+	e.controllerWatching(old)
 	o.fail(old)
 	t0 := time.Now()
 	if err := e.c.PowerOff(old); err != nil {
@@ -37,6 +39,7 @@ func (e *env) failover(title string, timeout time.Duration) (string, v1alpha1.Ta
 	}
 	timeline(e.t, title, t0, tk)
 	e.t.Logf("RTO (power-off to mysql-0 Ready on %s): %.1fs", p.Spec.NodeName, rto.Seconds())
+	e.breakdown(title, old, t0, tk, rto)
 	return old, tk, rto
 }
 

@@ -47,6 +47,7 @@ func TestReplicatedMySQL(t *testing.T) {
 		}
 	}
 	o := newOracle(e, "replicated_MySQL", e.fenceAttempts)
+	e.controllerWatching(victim)
 	o.fail(victim)
 	t0 := time.Now()
 	if err := e.c.PowerOff(victim); err != nil {
@@ -67,6 +68,7 @@ func TestReplicatedMySQL(t *testing.T) {
 		t.Fatalf("moved pods %+v, want only mysql-2", tk.Status.MovedPods)
 	}
 	timeline(t, "scenario 9: replicated MySQL, mysql-2's node lost", t0, tk)
+	e.breakdown("9_replicated_MySQL", victim, t0, tk, ready)
 }
 
 // Scenario 10: a Deployment with a ReadWriteOnce iSCSI volume (the seed's
@@ -90,6 +92,7 @@ func TestRWODeployment(t *testing.T) {
 	})
 	old := first.Spec.NodeName
 	o := newOracle(e, "scenario=10_iSCSI_Deployment", e.fenceAttempts)
+	e.controllerWatching(old)
 	o.fail(old)
 	t0 := time.Now()
 	if err := e.c.PowerOff(old); err != nil {
@@ -118,5 +121,6 @@ func TestRWODeployment(t *testing.T) {
 	timeline(t, "scenario 10: iSCSI Deployment", t0, tk)
 	t.Logf("RTO (power-off to %s Ready on %s): %.1fs; Kubernetes alone takes 5 min to evict it", repl.Name, repl.Spec.NodeName, rto.Seconds())
 	fmt.Printf("RESULT scenario=10 profile=fast rto_seconds=%.1f\n", rto.Seconds())
+	e.breakdown("10_RWO_Deployment", old, t0, tk, rto)
 	o.finish(fmt.Sprintf("%s Ready on %s; rto_seconds=%.1f", repl.Name, repl.Spec.NodeName, rto.Seconds()))
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/release"
 	"github.com/liberator-dev/liberator/test/e2e/bed"
 	"github.com/liberator-dev/liberator/test/e2e/kit"
@@ -149,7 +151,38 @@ func run(keep bool) error {
 	if keep {
 		return hold(ctx, env)
 	}
+	if err := waitWatching(ctx, env, ctl, p.Spec.NodeName); err != nil {
+		return err
+	}
 	return takeover(ctx, env, p.Spec.NodeName)
+}
+
+// waitWatching waits until the controller has synced its caches and seen
+// the node's Lease renew since, as a controller running long before a
+// failure has: otherwise the demo would time the controller's start-up too.
+func waitWatching(ctx context.Context, env *kit.Env, ctl *kit.Controller, node string) error {
+	var ready time.Time
+	return kit.Retry(2*time.Minute, func() error {
+		if ready.IsZero() {
+			resp, err := http.Get("http://" + ctl.HealthAddr + "/readyz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("controller not ready: /readyz %s", resp.Status)
+			}
+			ready = time.Now()
+		}
+		l, err := env.Kube.CoordinationV1().Leases(release.NodeLeaseNamespace).Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(ready) {
+			return fmt.Errorf("no renewal of the Lease of %s since the controller was ready", node)
+		}
+		return nil
+	})
 }
 
 // takeover powers the node off, prints the takeover as it happens, then
@@ -242,8 +275,50 @@ func takeover(ctx context.Context, env *kit.Env, node string) error {
 	if err == nil && len(tks) > 0 {
 		fmt.Println()
 		kit.Timeline(os.Stdout, "the incident as recorded", t0, tks[len(tks)-1])
+		printBreakdown(t0, fault, tks[len(tks)-1])
 	}
 	return nil
+}
+
+// printBreakdown prints where the seconds of the takeover went (its
+// status.downtime; docs/design.md, "where the seconds go"), t0 being the
+// fault.
+func printBreakdown(t0 time.Time, fault string, tk v1alpha1.Takeover) {
+	d, hb := tk.Status.Downtime, tk.Status.LastHeartbeatSeen
+	if d == nil || hb == nil {
+		fmt.Println("\nno downtime breakdown recorded")
+		return
+	}
+	cfg := config.Default()
+	text := demoConfig
+	if withAgent {
+		text = agentConfig
+	}
+	if err := config.Parse([]byte(text), cfg); err != nil {
+		fmt.Printf("\nno downtime breakdown: %v\n", err)
+		return
+	}
+	window := cfg.UnhealthyAfter.Duration
+	fmt.Printf("\nwhere the seconds went (on the controller's clock, from the last heartbeat it saw, %.1f s before %s):\n", t0.Sub(hb.Time).Seconds(), fault)
+	what := map[string]string{
+		"fence":    "Detected to Fenced",
+		"release":  "Fenced to Released",
+		"schedule": "Released to mysql-0 bound to a node",
+		"start":    "bound to Ready",
+	}
+	for _, p := range d.Parts() {
+		if p.Duration == nil {
+			fmt.Printf("  %-10s %8s\n", p.Name, "-")
+			continue
+		}
+		switch p.Name {
+		case "detection":
+			what[p.Name] = fmt.Sprintf("unhealthyAfter %s, plus %.1f s to notice its end", window, (p.Duration.Duration - window).Seconds())
+		case "total":
+			what[p.Name] = fmt.Sprintf("last heartbeat seen to mysql-0 Ready (%.1f s after %s)", hb.Add(p.Duration.Duration).Sub(t0).Seconds(), fault)
+		}
+		fmt.Printf("  %-10s %7.1fs  %s\n", p.Name, p.Duration.Seconds(), what[p.Name])
+	}
 }
 
 // printPhases prints the Takeover timeline entries after the first seen.
