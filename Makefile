@@ -77,7 +77,7 @@ bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 .PHONY: bench-scale
 # The size and timing of bench-scale; e.g. SCALE_ARGS='-scale.nodes=1000 -scale.pods=20000'
 # for a smaller run (see docs/scale.md for every flag).
-SCALE_ARGS ?= -scale.nodes=5000 -scale.pods=100000 -scale.slices=10 -scale.lease=40 -scale.unhealthyAfter=40s -scale.steady=60s
+SCALE_ARGS ?= -scale.nodes=5000 -scale.pods=100000 -scale.slices=10 -scale.lease=40 -scale.unhealthyAfter=40s -scale.steady=60s -scale.stormLimit=0
 bench-scale: tools build ## the controller against a real API server with 5,000 kwok nodes and 100,000 pods: RSS, CPU, sync, requests/s beside the seed's, detection lag, a 30% power-loss storm (SCALE_ARGS to resize)
 	go test -tags e2e -count=1 -timeout 150m -v -run '^TestScale$$' ./test/e2e/scale/ -args -scale.binary=$(CURDIR)/bin/liberator $(SCALE_ARGS)
 

@@ -12,15 +12,16 @@ import (
 // The benchmark's size and timing. The defaults are the smoke run of the
 // e2e suite; `make bench-scale` passes the full size.
 var (
-	flagNodes      = flag.Int("scale.nodes", 30, "simulated worker nodes in slices (plus one victim node and the control-plane node)")
-	flagPods       = flag.Int("scale.pods", 600, "pods: a fifth in StatefulSets, half of those with a RWO claim; the rest in ReplicaSets, created bound to nodes")
-	flagSlices     = flag.Int("scale.slices", 3, "kwok processes the slice nodes are split over; the storm powers whole slices off")
+	flagNodes      = flag.Int("scale.nodes", 20, "simulated worker nodes in slices (plus one victim node and the control-plane node)")
+	flagPods       = flag.Int("scale.pods", 400, "pods: a fifth in StatefulSets, half of those with a RWO claim; the rest in ReplicaSets, created bound to nodes")
+	flagSlices     = flag.Int("scale.slices", 4, "kwok processes the slice nodes are split over; the storm powers whole slices off")
 	flagLease      = flag.Int("scale.lease", 10, "node Lease duration in seconds (renewed every quarter of it)")
 	flagWindow     = flag.Duration("scale.unhealthyAfter", 10*time.Second, "the controller's unhealthyAfter")
 	flagSafeTime   = flag.Duration("scale.safeTime", 5*time.Second, "safe time of the wait fencing of the kwok nodes")
-	flagSteady     = flag.Duration("scale.steady", 15*time.Second, "steady-state window for RSS, CPU and requests per second")
-	flagStorm      = flag.Float64("scale.storm", 0.3, "share of the slice nodes powered off at once (rounded to whole slices)")
-	flagConcurrent = flag.Int("scale.maxConcurrent", 0, "the controller's maxConcurrent; 0 means max(5, nodes/20)")
+	flagSteady     = flag.Duration("scale.steady", 10*time.Second, "steady-state window for RSS, CPU and requests per second")
+	flagStorm      = flag.Float64("scale.storm", 0.3, "share of the slice nodes powered off at once (rounded to whole slices); 0 skips the storm")
+	flagStormLimit = flag.Duration("scale.stormLimit", 90*time.Second, "stop watching the storm after this long and report how far it got (every node must have been detected); 0 waits for it to finish and fails if it does not")
+	flagConcurrent = flag.Int("scale.maxConcurrent", 0, "the controller's maxConcurrent; 0 means max(3, nodes/20)")
 	flagBinary     = flag.String("scale.binary", "", "liberator binary to run; empty builds ./cmd/liberator")
 	flagKeep       = flag.Bool("scale.keep", false, "keep the controller's and the seed's logs (printed paths)")
 )
@@ -36,6 +37,7 @@ type size struct {
 	window, safeTime    time.Duration
 	steady              time.Duration
 	maxConcurrent       int
+	stormLimit          time.Duration
 	sliceSizes          []int
 }
 
@@ -43,6 +45,7 @@ func parseFlags() (size, error) {
 	s := size{
 		nodes: *flagNodes, pods: *flagPods, slices: *flagSlices, lease: *flagLease,
 		window: *flagWindow, safeTime: *flagSafeTime, steady: *flagSteady, maxConcurrent: *flagConcurrent,
+		stormLimit: *flagStormLimit,
 	}
 	switch {
 	case s.slices < 2:
@@ -59,13 +62,15 @@ func parseFlags() (size, error) {
 		return s, fmt.Errorf("-scale.unhealthyAfter=%s: below 1s", s.window)
 	case s.steady < 5*time.Second:
 		return s, fmt.Errorf("-scale.steady=%s: below 5s (the seed polls every 5 s)", s.steady)
-	case *flagStorm <= 0 || *flagStorm >= 1:
-		return s, fmt.Errorf("-scale.storm=%g: must be between 0 and 1", *flagStorm)
+	case *flagStorm < 0 || *flagStorm >= 1:
+		return s, fmt.Errorf("-scale.storm=%g: must be at least 0 and below 1", *flagStorm)
+	case *flagStormLimit < 0:
+		return s, fmt.Errorf("-scale.stormLimit=%s: negative", *flagStormLimit)
 	case s.maxConcurrent < 0:
 		return s, fmt.Errorf("-scale.maxConcurrent=%d: negative", s.maxConcurrent)
 	}
 	if s.maxConcurrent == 0 {
-		s.maxConcurrent = max(5, s.nodes/20)
+		s.maxConcurrent = max(3, s.nodes/20)
 	}
 	for i := range s.slices {
 		n := s.nodes / s.slices
@@ -73,6 +78,9 @@ func parseFlags() (size, error) {
 			n++
 		}
 		s.sliceSizes = append(s.sliceSizes, n)
+	}
+	if *flagStorm == 0 {
+		return s, nil
 	}
 	s.stormSlices = max(1, int(math.Round(*flagStorm*float64(s.slices))))
 	if s.stormSlices >= s.slices {

@@ -33,7 +33,7 @@ func fastClient(t *testing.T, e *kit.Env) kubernetes.Interface {
 // window with the seed daemon running beside it on the same cluster.
 func (b *bench) steadyState(ctx context.Context) {
 	t := b.t
-	time.Sleep(5 * time.Second) // leader election, first scans
+	time.Sleep(2 * time.Second) // leader election, first scans
 	seed, err := startSeed(ctx, b.e, b.dir)
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,9 @@ type results struct {
 	stormPods          int
 	stormMaxSeen       int
 	stormLastReady     time.Duration
+	stormReleased      int
+	stormMoved         int
+	stormPartial       string // set when -scale.stormLimit stopped the watch
 	takeovers          int
 }
 
@@ -68,8 +71,17 @@ func (r results) print(t *testing.T, sz size, p plan) {
 		w("%s", row)
 	}
 	w("  %-44s %.3f s", "detection lag ("+victim+", after its window)", r.lag.Seconds())
-	w("  %-44s %d nodes off, %d StatefulSet pods all Ready elsewhere %.1f s after power-off", "storm ("+fmt.Sprintf("%d of %d slices", sz.stormSlices, sz.slices)+")", r.stormNodes, r.stormPods, r.stormLastReady.Seconds())
-	w("  %-44s at most %d at once (maxConcurrent %d); %d Takeovers in all, none of a node that was up", "storm: takeovers between Fencing and Released", r.stormMaxSeen, sz.maxConcurrent, r.takeovers)
+	switch {
+	case sz.stormSlices == 0:
+		w("  %-44s skipped (-scale.storm=0)", "storm")
+	case r.stormPartial != "":
+		w("  %-44s %d nodes off, %d StatefulSet pods there; %s", "storm ("+fmt.Sprintf("%d of %d slices", sz.stormSlices, sz.slices)+")", r.stormNodes, r.stormPods, r.stormPartial)
+	default:
+		w("  %-44s %d nodes off, %d StatefulSet pods all Ready elsewhere %.1f s after power-off", "storm ("+fmt.Sprintf("%d of %d slices", sz.stormSlices, sz.slices)+")", r.stormNodes, r.stormPods, r.stormLastReady.Seconds())
+	}
+	if sz.stormSlices > 0 {
+		w("  %-44s at most %d at once (maxConcurrent %d); %d Takeovers in all, none of a node that was up", "storm: takeovers between Fencing and Released", r.stormMaxSeen, sz.maxConcurrent, r.takeovers)
+	}
 	base := fmt.Sprintf("RESULT bench=scale nodes=%d pods=%d", r.nodes, r.pods)
 	w("%s sync_seconds=%.2f informer_sync_seconds=%.2f sync_cpu_seconds=%.2f peak_rss_mb=%.0f sync_requests=%d",
 		base, r.sync.Seconds(), r.informerSync.Seconds(), r.syncCPU, mb(r.syncHWM), r.syncReqs.total())
@@ -85,8 +97,14 @@ func (r results) print(t *testing.T, sz size, p plan) {
 		w("%s client=%s verb=all resource=all requests_per_second=%.3f", base, who.name, float64(who.c.total())/r.steady.Seconds())
 	}
 	w("%s detection_lag_seconds=%.3f", base, r.lag.Seconds())
-	w("%s storm_nodes=%d storm_stateful_pods=%d storm_last_ready_seconds=%.1f storm_max_concurrent_seen=%d max_concurrent=%d",
-		base, r.stormNodes, r.stormPods, r.stormLastReady.Seconds(), r.stormMaxSeen, sz.maxConcurrent)
+	if sz.stormSlices > 0 {
+		last := fmt.Sprintf("%.1f", r.stormLastReady.Seconds())
+		if r.stormPartial != "" {
+			last = fmt.Sprintf("unfinished_after_%.0f", sz.stormLimit.Seconds())
+		}
+		w("%s storm_nodes=%d storm_nodes_released=%d storm_stateful_pods=%d storm_stateful_pods_moved=%d storm_last_ready_seconds=%s storm_max_concurrent_seen=%d max_concurrent=%d",
+			base, r.stormNodes, r.stormReleased, r.stormPods, r.stormMoved, last, r.stormMaxSeen, sz.maxConcurrent)
+	}
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
 }
