@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -125,32 +124,17 @@ func scenarioName(s string) string {
 
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
 
-// controllerWatching waits until the controller started last has synced
-// its caches (/readyz) and node's Lease has renewed since: from then on the
-// controller's window for node starts at a heartbeat it saw, as in a cluster
-// where it ran long before the failure. A scenario that fails the node
-// sooner measures the controller's start-up too (its window starts when it
-// first sees the Lease).
+// controllerWatching waits until the controller is ready and has seen
+// node's Lease renew since, then a random part of the renew interval, so
+// that the failure the scenario causes next falls at a random moment of the
+// renewal cycle (kit.Env.WaitWatching).
 func (e *env) controllerWatching(node string) {
 	e.t.Helper()
-	p := e.ctl
-	e.waitFor("controller "+p.Name+" ready (/readyz)", 2*time.Minute, func() (bool, error) {
-		resp, err := http.Get("http://" + p.HealthAddr + "/readyz")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Errorf("/readyz: %s", resp.Status)
-	})
-	ready := time.Now()
-	e.waitFor("a Lease renewal of "+node+" after the controller was ready", time.Minute, func() (bool, error) {
-		l, err := e.kube.CoordinationV1().Leases(release.NodeLeaseNamespace).Get(context.Background(), node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return l.Spec.RenewTime != nil && l.Spec.RenewTime.After(ready), nil
-	})
-	time.Sleep(100 * time.Millisecond) // the renewal's delivery to the controller
+	phase, err := e.WaitWatching(context.Background(), e.ctl.Controller, node)
+	if err != nil {
+		e.t.Fatalf("controller %s watching %s: %v", e.ctl.Name, node, err)
+	}
+	e.t.Logf("failing %s %.2fs after its Lease renewal was seen", node, phase.Seconds())
 }
 
 // windowOf is the unhealthy window of a controller configuration.

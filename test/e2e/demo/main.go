@@ -16,7 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -151,38 +150,10 @@ func run(keep bool) error {
 	if keep {
 		return hold(ctx, env)
 	}
-	if err := waitWatching(ctx, env, ctl, p.Spec.NodeName); err != nil {
+	if _, err := env.WaitWatching(ctx, ctl, p.Spec.NodeName); err != nil {
 		return err
 	}
 	return takeover(ctx, env, p.Spec.NodeName)
-}
-
-// waitWatching waits until the controller has synced its caches and seen
-// the node's Lease renew since, as a controller running long before a
-// failure has: otherwise the demo would time the controller's start-up too.
-func waitWatching(ctx context.Context, env *kit.Env, ctl *kit.Controller, node string) error {
-	var ready time.Time
-	return kit.Retry(2*time.Minute, func() error {
-		if ready.IsZero() {
-			resp, err := http.Get("http://" + ctl.HealthAddr + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("controller not ready: /readyz %s", resp.Status)
-			}
-			ready = time.Now()
-		}
-		l, err := env.Kube.CoordinationV1().Leases(release.NodeLeaseNamespace).Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(ready) {
-			return fmt.Errorf("no renewal of the Lease of %s since the controller was ready", node)
-		}
-		return nil
-	})
 }
 
 // takeover powers the node off, prints the takeover as it happens, then
