@@ -58,6 +58,11 @@ func (b *bench) steadyState(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.res.leaseAge, b.res.leaseCount = b.maxLeaseAge(ctx)
+	// What each of the seed's polls reads: every Node, as JSON.
+	if raw, err := b.e.Kube.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes").DoRaw(ctx); err == nil {
+		b.res.nodeListBytes = len(raw)
+	}
 	seed.stop()
 	if strings.Contains(seed.logText(), "Traceback") {
 		t.Fatalf("the seed daemon failed:\n%s", tail(seed.logText(), 20))
@@ -84,6 +89,23 @@ func (b *bench) steadyState(ctx context.Context) {
 	}
 	t.Logf("steady state over %s: controller RSS %.0f MB, CPU %.1f%% of a core, %d requests; seed %d requests",
 		b.res.steady.Round(time.Second), mb(b.res.steadyRSS), 100*b.res.steadyCPU, b.res.ctrlReqs.total(), b.res.seedReqs.total())
+}
+
+// maxLeaseAge is the oldest renewTime among the node Leases, all nodes
+// being up: whether kwok keeps renewing every Lease every quarter of its
+// duration at this size.
+func (b *bench) maxLeaseAge(ctx context.Context) (time.Duration, int) {
+	l, err := b.e.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	oldest := time.Duration(0)
+	for _, lease := range l.Items {
+		if lease.Spec.RenewTime != nil {
+			oldest = max(oldest, time.Since(lease.Spec.RenewTime.Time))
+		}
+	}
+	return oldest, len(l.Items)
 }
 
 // detectVictim powers the victim off and measures the time from the end

@@ -31,6 +31,9 @@ type results struct {
 	steadyCPU          float64 // cores
 	ctrlReqs, seedReqs requestCounts
 	lag                time.Duration
+	leaseAge           time.Duration // oldest node Lease renewal at the end of the steady window
+	leaseCount         int
+	nodeListBytes      int // one list of every Node, as JSON
 	stormNodes         int
 	stormPods          int
 	stormMaxSeen       int
@@ -70,6 +73,9 @@ func (r results) print(t *testing.T, sz size, p plan) {
 	for _, row := range requestRows(r.ctrlReqs, r.seedReqs, r.steady) {
 		w("%s", row)
 	}
+	seedRate := float64(r.seedReqs["list nodes"]) / r.steady.Seconds() * float64(r.nodeListBytes)
+	w("  %-44s %.2f MB per list, %.2f MB/s", "seed: node lists it reads (JSON)", float64(r.nodeListBytes)/1e6, seedRate/1e6)
+	w("  %-44s %.1f s over %d node Leases (renewed every %.1f s)", "oldest Lease renewal, end of steady window", r.leaseAge.Seconds(), r.leaseCount, float64(sz.lease)/4)
 	w("  %-44s %.3f s", "detection lag ("+victim+", after its window)", r.lag.Seconds())
 	switch {
 	case sz.stormSlices == 0:
@@ -96,7 +102,7 @@ func (r results) print(t *testing.T, sz size, p plan) {
 		}
 		w("%s client=%s verb=all resource=all requests_per_second=%.3f", base, who.name, float64(who.c.total())/r.steady.Seconds())
 	}
-	w("%s detection_lag_seconds=%.3f", base, r.lag.Seconds())
+	w("%s detection_lag_seconds=%.3f max_lease_age_seconds=%.1f seed_read_mb_per_second=%.2f", base, r.lag.Seconds(), r.leaseAge.Seconds(), seedRate/1e6)
 	if sz.stormSlices > 0 {
 		last := fmt.Sprintf("%.1f", r.stormLastReady.Seconds())
 		if r.stormPartial != "" {
