@@ -735,7 +735,10 @@ func releaseDenied(t *testing.T) {
 		t.Errorf("mysql-0 was deleted although the policy denies it")
 	}
 	heldState := fmt.Sprintf("%s(%s: %s)", held.Status.Phase, held.Status.Reason, held.Status.Message)
-	tainted := release.HasTaint(l.node(old))
+	outOfService := release.HasTaint(l.node(old))
+	if outOfService {
+		t.Errorf("the out-of-service taint was added while the node's pod could not be deleted: it comes only once the pods are gone")
+	}
 	unhold()
 	p := l.readyPod("default", "mysql-0", old, 3*time.Minute)
 	tk := l.takeoverIn(old, v1alpha1.PhaseWorkloadsReady, 2*time.Minute)
@@ -743,8 +746,8 @@ func releaseDenied(t *testing.T) {
 		t.Errorf("the Takeover records no moved pod: %+v", tk.Status)
 	}
 	l.logTimelines(old)
-	l.o.finish(fmt.Sprintf("while denied 20s: %s tainted=%v; after removal mysql-0 Ready on %s at T+%.1fs; %s",
-		heldState, tainted, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
+	l.o.finish(fmt.Sprintf("while denied 20s: %s outOfServiceTaint=%v; after removal mysql-0 Ready on %s at T+%.1fs; %s",
+		heldState, outOfService, p.Spec.NodeName, time.Since(t0).Seconds(), l.phases(old)))
 }
 
 // takeoverDeleted deletes mysql-0's node's Takeover in phase while the node
