@@ -20,8 +20,8 @@ var (
 	flagSafeTime   = flag.Duration("scale.safeTime", 5*time.Second, "safe time of the wait fencing of the kwok nodes")
 	flagSteady     = flag.Duration("scale.steady", 10*time.Second, "steady-state window for RSS, CPU and requests per second")
 	flagStorm      = flag.Float64("scale.storm", 0.3, "share of the slice nodes powered off at once (rounded to whole slices); 0 skips the storm")
-	flagStormLimit = flag.Duration("scale.stormLimit", 90*time.Second, "stop watching the storm after this long and report how far it got (every node must have been detected); 0 waits for it to finish and fails if it does not")
-	flagConcurrent = flag.Int("scale.maxConcurrent", 0, "the controller's maxConcurrent; 0 means max(3, nodes/20)")
+	flagStormLimit = flag.Duration("scale.stormLimit", 60*time.Second, "stop watching the storm after this long and report how far it got (every node must have been detected); 0 waits for it to finish and fails if it does not")
+	flagConcurrent = flag.Int("scale.maxConcurrent", 0, "the controller's maxConcurrent; 0 means max(5, nodes/20)")
 	flagBinary     = flag.String("scale.binary", "", "liberator binary to run; empty builds ./cmd/liberator")
 	flagKeep       = flag.Bool("scale.keep", false, "keep the controller's and the seed's logs (printed paths)")
 )
@@ -70,7 +70,7 @@ func parseFlags() (size, error) {
 		return s, fmt.Errorf("-scale.maxConcurrent=%d: negative", s.maxConcurrent)
 	}
 	if s.maxConcurrent == 0 {
-		s.maxConcurrent = max(3, s.nodes/20)
+		s.maxConcurrent = max(5, s.nodes/20)
 	}
 	for i := range s.slices {
 		n := s.nodes / s.slices
