@@ -122,7 +122,7 @@ func (b *bench) setup(ctx context.Context) {
 	if err := b.plan.create(ctx, e.C, kube, nodes, t.Logf); err != nil {
 		t.Fatalf("workloads: %v", err)
 	}
-	timeout := 10*time.Minute + time.Duration(b.sz.pods)*20*time.Millisecond
+	timeout := 10*time.Minute + time.Duration(b.sz.pods)*50*time.Millisecond
 	if err := b.plan.waitReady(ctx, kube, timeout, t.Logf); err != nil {
 		t.Fatal(err)
 	}
