@@ -106,3 +106,29 @@ func TestOutOfServiceTaintWaitIsBounded(t *testing.T) {
 		t.Errorf("taint patches %v", p)
 	}
 }
+
+// A heartbeat seen after the pods were force-deleted stops the release
+// there: no out-of-service taint on a node that answers, and what was
+// released is recorded as an interrupted release.
+func TestOutOfServiceTaintNotAddedAfterAHeartbeat(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	f.detect()
+	f.stepUntil(failedNode, v1alpha1.PhaseFenced, 2)
+	f.kube.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.DeleteAction).GetName() == "mysql-0" {
+			f.revive(failedNode) // its Lease renews right after the pod is gone
+		}
+		return false, nil, nil
+	})
+	tk := f.stepUntil(failedNode, v1alpha1.PhaseReleased, 1)
+	if tk.Status.Reason != "ReleaseInterrupted" {
+		t.Fatalf("reason %s (%s), want ReleaseInterrupted", tk.Status.Reason, tk.Status.Message)
+	}
+	patches := f.taintPatches(failedNode)
+	if len(patches) != 1 || !hasTaint(patches[0], fencedTaint) || hasTaint(patches[0], outOfService) {
+		t.Fatalf("taint patches %v, want %s only", patches, fencedTaint)
+	}
+	if got := tk.Status.ReleasedVolumeAttachments; len(got) != 1 || got[0] != "csi-va-w1" {
+		t.Errorf("released VolumeAttachments recorded %v, want [csi-va-w1]", got)
+	}
+}

@@ -68,6 +68,14 @@ func (c *Controller) release(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 	vas, err := c.freeWorkloads(ctx, name, pods)
 	if err == nil && live != nil && t.Spec.Strategy == v1alpha1.StrategyOutOfServiceTaint {
 		err = c.outOfService(ctx, t)
+		if errors.Is(err, release.ErrHeartbeat) {
+			// A heartbeat after the pods were released: nothing more is
+			// done to the node (no out-of-service taint); what was released
+			// is recorded.
+			t.Status.ReleasedVolumeAttachments = appendNew(t.Status.ReleasedVolumeAttachments, vas...)
+			d := decide.BeforeRelease(incident(t), decide.Live{Exists: true, UID: t.Spec.NodeUID, HeartbeatChanged: true, Detail: err.Error()})
+			return soon, c.released(ctx, t, d, len(pods), len(vas))
+		}
 	}
 	if err != nil {
 		// Say so where the operator looks (a denied deletion, say); the step
