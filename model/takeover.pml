@@ -86,7 +86,7 @@ bit  newboot = 0;   /* bootID differs from the one recorded at detection */
 byte wd = 0;        /* watchdog: ticks without reaching the API (class wait only) */
 bit  ex = 1;        /* the Node object exists */
 bit  bound = 1;     /* the workload's pod is bound to N (not yet released) */
-bit  taint = 0;     /* out-of-service taint on N (first destructive release step) */
+bit  taint = 0;     /* liberator's taint on N (first destructive release step; the out-of-service taint follows the pods' release) */
 bit  copy = 1;      /* N runs a copy of the workload */
 bit  repl = 0;      /* the replacement runs on another node */
 
