@@ -66,6 +66,8 @@ func parseFlags() (size, error) {
 		return s, fmt.Errorf("-scale.storm=%g: must be at least 0 and below 1", *flagStorm)
 	case *flagStormLimit < 0:
 		return s, fmt.Errorf("-scale.stormLimit=%s: negative", *flagStormLimit)
+	case *flagStormLimit > 0 && *flagStormLimit < s.window+20*time.Second:
+		return s, fmt.Errorf("-scale.stormLimit=%s: shorter than -scale.unhealthyAfter=%s + 20s (the storm's nodes could not even be detected)", *flagStormLimit, s.window)
 	case s.maxConcurrent < 0:
 		return s, fmt.Errorf("-scale.maxConcurrent=%d: negative", s.maxConcurrent)
 	}
