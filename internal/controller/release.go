@@ -14,6 +14,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/decide"
 	"github.com/liberator-dev/liberator/internal/release"
 	"github.com/liberator-dev/liberator/internal/replacement"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -129,15 +130,28 @@ func (c *Controller) releaseNode(ctx context.Context, s v1alpha1.Strategy, live 
 	return fmt.Errorf("unknown release strategy %q", s)
 }
 
+// deleteParallel is how many of one node's pods are force-deleted at once:
+// a busy API server answers each call in a fraction of a second, and a node
+// may hold a hundred pods.
+const deleteParallel = 8
+
 // freeWorkloads force-deletes the node's pods and deletes its
 // VolumeAttachments; it returns the names of those deleted.
 func (c *Controller) freeWorkloads(ctx context.Context, node string, pods []corev1.Pod) ([]string, error) {
+	var g errgroup.Group
+	g.SetLimit(deleteParallel)
 	for i := range pods {
-		err := release.ForceDeletePod(ctx, c.kube, &pods[i])
-		c.apiResult("deletePod", err)
-		if err != nil {
-			return nil, fmt.Errorf("force-delete pod %s/%s: %w", pods[i].Namespace, pods[i].Name, err)
-		}
+		g.Go(func() error {
+			err := release.ForceDeletePod(ctx, c.kube, &pods[i])
+			c.apiResult("deletePod", err)
+			if err != nil {
+				return fmt.Errorf("force-delete pod %s/%s: %w", pods[i].Namespace, pods[i].Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	vas, err := release.DeleteVolumeAttachments(ctx, c.kube, c.cachedVAs(node))
 	c.apiResult("deleteVolumeAttachment", err)

@@ -4,6 +4,7 @@ package scale
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,14 @@ func fastClient(t *testing.T, e *kit.Env) kubernetes.Interface {
 func (b *bench) steadyState(ctx context.Context) {
 	t := b.t
 	time.Sleep(2 * time.Second) // leader election, first scans
+	// The controller's first fence-path check publishes every node's
+	// FenceReady condition once (later rounds write only changes): the
+	// steady window starts after it.
+	firstRound := time.Now()
+	if err := kit.Retry(10*time.Minute, func() error { return b.fenceReadyEverywhere(ctx) }); err != nil {
+		t.Fatalf("the first fence-path check round: %v", err)
+	}
+	t.Logf("every node carries FenceReady %s after the controller synced", time.Since(firstRound).Round(100*time.Millisecond))
 	seed, err := startSeed(ctx, b.e, b.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -170,4 +179,30 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// fenceReadyEverywhere reports, as an error, the nodes without liberator's
+// FenceReady condition yet.
+func (b *bench) fenceReadyEverywhere(ctx context.Context) error {
+	nodes, err := b.e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	missing := 0
+	for _, n := range nodes.Items {
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; cp {
+			continue
+		}
+		found := false
+		for _, c := range n.Status.Conditions {
+			found = found || c.Type == "FenceReady"
+		}
+		if !found {
+			missing++
+		}
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d of %d nodes have no FenceReady condition yet", missing, len(nodes.Items))
+	}
+	return nil
 }
