@@ -100,3 +100,15 @@ func TestHealthEndpoints(t *testing.T) {
 		t.Errorf("/readyz = %d once synced", code)
 	}
 }
+
+func TestLoadRefusesAZeroRequestRate(t *testing.T) {
+	for _, args := range [][]string{{"--kube-api-qps", "0"}, {"--kube-api-burst", "0"}} {
+		err := load(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "--kube-api-qps must be above 0") {
+			t.Errorf("%v: error %v, want one naming --kube-api-qps and --kube-api-burst", args, err)
+		}
+	}
+	if err := load(t, "", "--kube-api-qps", "200", "--kube-api-burst", "400"); err != nil {
+		t.Errorf("valid rates refused: %v", err)
+	}
+}

@@ -32,6 +32,11 @@ type Options struct {
 	LeaderElect     bool
 	MetricsAddr     string
 	HealthAddr      string
+	// KubeAPIQPS and KubeAPIBurst bound the requests per second the
+	// controller sends (client-go's own defaults, 5 and 10, make a storm's
+	// releases wait on the client side).
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 
 	// Version is the build's version, for the log and the user agent.
 	Version string
@@ -54,10 +59,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "overrides leaderElection.enabled")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "overrides metricsAddr")
 	fs.StringVar(&o.HealthAddr, "health-addr", "", "overrides healthAddr")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 50, "requests per second the controller may send to the API server")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "requests the controller may send in a burst above --kube-api-qps")
 }
 
 // Load reads the config file and applies the flags of fs that were set.
 func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1 (got %g and %d)", o.KubeAPIQPS, o.KubeAPIBurst)
+	}
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return nil, err

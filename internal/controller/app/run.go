@@ -87,6 +87,7 @@ func newClients(o *Options) (*clients, error) {
 		return nil, err
 	}
 	rc.UserAgent = "liberator-controller/" + o.Version
+	rc.QPS, rc.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	kube, cl, err := kubeutil.Clients(rc)
 	if err != nil {
 		return nil, err
