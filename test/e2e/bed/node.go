@@ -229,28 +229,38 @@ func (c *Cluster) startKwok(n *simNode) error {
 		argv[2] = c.net.kubeconfig
 		argv = append([]string{"ip", "netns", "exec", n.ns}, argv...)
 	}
+	cmd, exited, err := c.runKwok(argv, logFile, n.pidFile, "node "+n.name)
+	if err != nil {
+		return err
+	}
+	n.cmd, n.exited, n.state = cmd, exited, powerOn
+	n.record(powerOn)
+	return nil
+}
+
+// runKwok starts a kwok process (argv) logging to logFile, in its own
+// process group so that Stop can kill it whole, and killed with this
+// process if that dies first; it records the pid in pidFile (Stop finds it
+// there). The channel is closed when the process exits.
+func (c *Cluster) runKwok(argv []string, logFile *os.File, pidFile, what string) (*exec.Cmd, chan struct{}, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(c.dir, "home"))
-	// Its own process group, so Stop can kill it whole; and killed with
-	// this process if that dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("bed: start kwok for node %s: %w", n.name, err)
+		return nil, nil, fmt.Errorf("bed: start kwok for %s: %w", what, err)
 	}
-	if err := os.WriteFile(n.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
-		return fmt.Errorf("bed: record kwok pid of %s: %w", n.name, err)
+		return nil, nil, fmt.Errorf("bed: record kwok pid of %s: %w", what, err)
 	}
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	n.cmd, n.exited, n.state = cmd, exited, powerOn
-	n.record(powerOn)
-	return nil
+	return cmd, exited, nil
 }
 
 // kill stops the node's kwok process at once (SIGKILL to its group): the

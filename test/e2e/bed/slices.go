@@ -180,29 +180,20 @@ func (s *Slice) start() error {
 	}
 	defer logFile.Close()
 	c := s.c
-	cmd := exec.Command(c.bin+"/kwok",
+	argv := []string{c.bin + "/kwok",
 		"--kubeconfig", c.kubeconfig,
 		"--config", c.stages,
 		"--manage-all-nodes=false",
-		"--manage-nodes-with-label-selector", SliceLabel+"="+s.name,
+		"--manage-nodes-with-label-selector", SliceLabel + "=" + s.name,
 		"--node-lease-duration-seconds", strconv.Itoa(c.lease),
 		// At INFO, kwok logs every Lease renewal and pod patch.
 		"--v", "WARN",
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(c.dir, "home"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("bed: start kwok for slice %s: %w", s.name, err)
 	}
-	// Stop finds it through its pid file (see pidFiles) and kills it.
-	if err := os.WriteFile(s.pid, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return fmt.Errorf("bed: record kwok pid of slice %s: %w", s.name, err)
+	cmd, done, err := c.runKwok(argv, logFile, s.pid, "slice "+s.name)
+	if err != nil {
+		return err
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	s.cmd, s.done = cmd, done
 	return nil
 }
 
