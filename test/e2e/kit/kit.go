@@ -50,6 +50,9 @@ type Env struct {
 	Root string
 	// SAKubeconfig is the kubeconfig of liberator's ServiceAccount.
 	SAKubeconfig string
+	// ControllerBinary, when set, is the liberator binary StartController
+	// runs (default: the one Binary builds).
+	ControllerBinary string
 }
 
 // Setup starts a cluster and installs config/namespace, config/crd and
@@ -264,9 +267,12 @@ func FreeAddr() (string, error) {
 // StartController runs `liberator controller` with cfg as its config file,
 // under the ServiceAccount's kubeconfig; dir holds its config and log.
 func (e *Env) StartController(name, cfg, dir string, args ...string) (*Controller, error) {
-	bin, err := Binary(e.Root)
-	if err != nil {
-		return nil, err
+	var err error
+	bin := e.ControllerBinary
+	if bin == "" {
+		if bin, err = Binary(e.Root); err != nil {
+			return nil, err
+		}
 	}
 	cfgPath := filepath.Join(dir, name+"-config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -321,6 +327,21 @@ func (p *Controller) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// Pid is the process's ID.
+func (p *Controller) Pid() int { return p.cmd.Process.Pid }
+
+// Ready reports whether the controller's /readyz answers 200 (its informer
+// caches synced).
+func (p *Controller) Ready() bool {
+	cl := http.Client{Timeout: time.Second}
+	resp, err := cl.Get("http://" + p.HealthAddr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // LogText returns the process's log so far.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,13 +23,8 @@ func (e *Env) WaitWatching(ctx context.Context, ctl *Controller, node string) (t
 	var renewEvery time.Duration
 	err := Retry(2*time.Minute, func() error {
 		if ready.IsZero() {
-			resp, err := http.Get("http://" + ctl.HealthAddr + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("controller %s not ready: /readyz %s", ctl.Name, resp.Status)
+			if !ctl.Ready() {
+				return fmt.Errorf("controller %s not ready (/readyz)", ctl.Name)
 			}
 			ready = time.Now()
 		}

@@ -47,7 +47,7 @@ func (b *bench) steadyState(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := sampleProc(b.ctrl.pid())
+	first, err := sampleProc(b.ctrl.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func (b *bench) steadyState(ctx context.Context) {
 	n := int64(0)
 	for time.Since(first.at) < b.sz.steady {
 		time.Sleep(time.Second)
-		s, err := sampleProc(b.ctrl.pid())
+		s, err := sampleProc(b.ctrl.Pid())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func (b *bench) steadyState(ctx context.Context) {
 		rssMax = max(rssMax, s.rssKB)
 		n++
 	}
-	last, err := sampleProc(b.ctrl.pid())
+	last, err := sampleProc(b.ctrl.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,52 +67,19 @@ func (p *proc) stop() {
 	}
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (p *proc) logText() string { b, _ := os.ReadFile(p.log); return string(b) }
 
-// controller runs `liberator controller` from bin as the ServiceAccount
+// controller is `liberator controller` from bin, run as the ServiceAccount
 // liberator (config/rbac), as its Deployment would, with cfg as its file.
-type controller struct {
-	*proc
-	health, metrics string
-}
+type controller struct{ *kit.Controller }
 
 func startController(e *kit.Env, bin, cfg, dir string) (*controller, error) {
-	path := filepath.Join(dir, "liberator-config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	c := &controller{}
-	var err error
-	if c.health, err = kit.FreeAddr(); err != nil {
-		return nil, err
-	}
-	if c.metrics, err = kit.FreeAddr(); err != nil {
-		return nil, err
-	}
-	c.proc, err = startProc("liberator", dir, []string{"POD_NAME=liberator-scale"}, bin, "controller",
-		"--kubeconfig", e.SAKubeconfig, "--config", path,
-		"--metrics-addr", c.metrics, "--health-addr", c.health, "--v", "1")
-	return c, err
-}
-
-// ready reports whether /readyz answers 200 (the informer caches synced).
-func (c *controller) ready() bool {
-	cl := http.Client{Timeout: time.Second}
-	resp, err := cl.Get("http://" + c.health + "/readyz")
+	e.ControllerBinary = bin
+	c, err := e.StartController("liberator", cfg, dir)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return &controller{c}, nil
 }
 
 // startSeed runs the seed's main.py with the one-word fix (delete_node's

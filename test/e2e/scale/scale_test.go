@@ -148,29 +148,29 @@ func (b *bench) startController(ctx context.Context) {
 	}
 	b.ctrl = c
 	t.Cleanup(func() {
-		c.stop()
+		c.Stop()
 		if t.Failed() {
-			t.Logf("controller log (last lines):\n%s", tail(c.logText(), 40))
+			t.Logf("controller log (last lines):\n%s", tail(c.LogText(), 40))
 		}
 	})
 	deadline := begin.Add(10 * time.Minute)
-	for !c.ready() {
-		if c.exited() {
-			t.Fatalf("the controller exited during its initial sync:\n%s", tail(c.logText(), 20))
+	for !c.Ready() {
+		if c.Exited() {
+			t.Fatalf("the controller exited during its initial sync:\n%s", tail(c.LogText(), 20))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the controller did not sync within 10 minutes:\n%s", tail(c.logText(), 20))
+			t.Fatalf("the controller did not sync within 10 minutes:\n%s", tail(c.LogText(), 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.res.sync = time.Since(begin)
-	s, err := sampleProc(c.pid())
+	s, err := sampleProc(c.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.res.syncStart, b.res.syncEnd = begin, s.at
 	b.res.syncCPU = float64(s.cpuTicks) / clockTicks
 	b.res.syncHWM = s.hwmKB
-	b.res.informerSync = logGap(c.logText(), `"waiting for informer caches"`, `"informer caches synced"`)
+	b.res.informerSync = logGap(c.LogText(), `"waiting for informer caches"`, `"informer caches synced"`)
 	t.Logf("controller synced in %s: peak RSS %.0f MB, CPU %.2f s", b.res.sync.Round(time.Millisecond), mb(s.hwmKB), b.res.syncCPU)
 }
