@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned test-bed binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd, kwok, kwokctl) from the Go module proxy and caches them
-# outside the work tree. Rebuilds only when a pin (go.mod/go.sum) changes.
+# kube-scheduler, etcd, kwok, kwokctl, and promtool for the alert rule tests)
+# from the Go module proxy and caches them outside the work tree. Rebuilds
+# only when a pin (go.mod/go.sum) changes.
 #
 # Prints the directory holding the binaries on its last line of stdout.
 # Progress goes to stderr.
@@ -9,7 +10,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${LIBERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/liberator}
-pins=$(cat "$here"/{kube,etcd,kwok}/go.{mod,sum} "$here"/etcd/*.go "$here/build.sh" | sha256sum | cut -c1-16)
+pins=$(cat "$here"/{kube,etcd,kwok,prometheus}/go.{mod,sum} "$here"/etcd/*.go "$here/build.sh" | sha256sum | cut -c1-16)
 bin="$cache_root/tools/$pins/bin"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 
@@ -46,4 +47,5 @@ build kwok kwokctl sigs.k8s.io/kwok/cmd/kwokctl "-X sigs.k8s.io/kwok/pkg/consts.
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kv"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kv"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kv"
+build prometheus promtool github.com/prometheus/prometheus/cmd/promtool ""
 echo "$bin"
