@@ -1,6 +1,7 @@
 # liberator — make targets. `make demo` and `make test` do all the set-up
-# they need on a fresh machine (Go and the Debian packages listed in
-# hack/apt-packages.txt are installed by .ci/run).
+# they need on a fresh machine with Go: the Debian packages listed in
+# hack/apt-packages.txt (hack/deps.sh), the Go modules and the pinned
+# test-bed binaries (hack/tools/build.sh).
 
 SHELL := /usr/bin/env bash
 export GOTOOLCHAIN := local
@@ -19,9 +20,12 @@ AGENT_LDFLAGS := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X ma
 IMAGE   ?= ghcr.io/liberator-dev/liberator:$(VERSION)
 IMAGE_ARCH ?= $(shell go env GOARCH)
 
-.PHONY: all build test test-unit test-e2e verify verify-model generate docs tools bench demo demo-up demo-down clean image image-tarball
+.PHONY: all deps build test test-unit test-e2e verify verify-model generate docs tools bench demo demo-up demo-down clean image image-tarball
 
 all: build
+
+deps: ## install the Debian packages in hack/apt-packages.txt that are missing (as root; otherwise prints the command)
+	hack/deps.sh
 
 build: ## the liberator binary and the agent's own (liberator-agent), in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/liberator ./cmd/liberator
@@ -68,7 +72,7 @@ test-e2e: tools build ## the end-to-end failover suite on a local cluster
 verify-model: ## model-check the takeover protocol and the agent with SPIN (model/): the properties hold, the broken variants must fail
 	model/verify.sh
 
-test: verify verify-model test-unit test-e2e ## everything CI runs
+test: deps verify verify-model test-unit test-e2e ## everything CI runs
 
 bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'Decision|Scan' -benchmem -benchtime 2000x ./internal/controller/
@@ -81,10 +85,10 @@ SCALE_ARGS ?= -scale.nodes=5000 -scale.pods=100000 -scale.slices=10 -scale.lease
 bench-scale: tools build ## the controller against a real API server with 5,000 kwok nodes and 100,000 pods: RSS, CPU, sync, requests/s beside the seed's, detection lag, a 30% power-loss storm (SCALE_ARGS to resize)
 	go test -tags e2e -count=1 -timeout 150m -v -run '^TestScale$$' ./test/e2e/scale/ -args -scale.binary=$(CURDIR)/bin/liberator $(SCALE_ARGS)
 
-demo: tools build ## power off mysql-0's node on a local cluster and watch the takeover (AGENT=1: cut it off; its agent's watchdog resets it)
+demo: deps tools build ## power off mysql-0's node on a local cluster and watch the takeover (AGENT=1: cut it off; its agent's watchdog resets it)
 	go run ./test/e2e/demo $(if $(AGENT),--agent)
 
-demo-up: tools build ## start a local cluster with liberator and the seed's MySQL, and keep it (AGENT=1: with agents)
+demo-up: deps tools build ## start a local cluster with liberator and the seed's MySQL, and keep it (AGENT=1: with agents)
 	go run ./test/e2e/demo --keep $(if $(AGENT),--agent)
 
 demo-down: ## stop the cluster started by demo-up
