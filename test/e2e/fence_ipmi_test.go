@@ -17,7 +17,7 @@ import (
 )
 
 // requireIPMI skips when the IPMI fence path is not installed, except in CI
-// (CI set), where it fails: .ci/run installs it from hack/apt-packages.txt.
+// (CI set), where it fails: make test installs it from hack/apt-packages.txt (hack/deps.sh).
 func requireIPMI(t *testing.T) {
 	t.Helper()
 	missing := ipmisim.Missing()
