@@ -250,9 +250,9 @@ func (c *Controller) publishFenceReady(ctx context.Context, n *corev1.Node, v fe
 	}
 	if v.ready {
 		c.log.Info("fence path ready", "node", n.Name, "reason", v.reason, "message", msg)
-		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeNormal, decide.EventFenceReady, msg)
+		c.recorder.Event(nodeRef(n.Name, n.UID), corev1.EventTypeNormal, decide.EventFenceReady, msg)
 	} else {
 		c.log.Info("fence path NOT ready", "node", n.Name, "reason", v.reason, "message", msg)
-		c.recorder.Event(nodeRef(n.Name), corev1.EventTypeWarning, decide.EventFenceNotReady, msg)
+		c.recorder.Event(nodeRef(n.Name, n.UID), corev1.EventTypeWarning, decide.EventFenceNotReady, msg)
 	}
 }

@@ -84,7 +84,9 @@ type fixture struct {
 	clock   *clocktesting.FakeClock
 	fencer  *fence.Fake
 	rec     *record.FakeRecorder
-	c       *Controller
+	// recorder, when set, is the controller's recorder instead of rec.
+	recorder record.EventRecorder
+	c        *Controller
 
 	// down holds the nodes whose kubelet is not renewing its Lease; advance
 	// renews the others'.
@@ -179,9 +181,13 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 // has just become leader has before its informers list.
 func (f *fixture) newController() *Controller {
 	f.t.Helper()
+	var rec record.EventRecorder = f.rec
+	if f.recorder != nil {
+		rec = f.recorder
+	}
 	c, err := New(Options{
 		Config: f.cfg, Kube: f.kube, Client: f.client, Clock: f.clock, Metrics: metrics.New(), ReplacementWait: f.replWait,
-		Recorder: f.rec, Log: testr.NewWithOptions(f.t, testr.Options{Verbosity: 2}),
+		Recorder: rec, Log: testr.NewWithOptions(f.t, testr.Options{Verbosity: 2}),
 		Fencer: func(config.FenceClass) (fence.Fencer, error) { return f.fencer, nil },
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -99,7 +100,7 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 }
 
 // step is one phase change: what the Takeover records, the log line, and
-// the event on the node.
+// the event on the node and the Takeover.
 type step struct {
 	phase   v1alpha1.Phase
 	reason  string
@@ -107,7 +108,8 @@ type step struct {
 	// log is the log line's message; kv adds key/value pairs to it.
 	log string
 	kv  []any
-	// event is the reason of the event on the Node ("" for none), with
+	// event is the reason of the event on the Node and the Takeover ("" for
+	// none), with
 	// eventMessage (default: message) and warning for its type.
 	event        string
 	eventMessage string
@@ -116,7 +118,8 @@ type step struct {
 
 // transition records a step: the phase, reason and message on the
 // Takeover's status and timeline (written with its resourceVersion), the
-// phase metric, a log line and an event on the node, all together. Nothing
+// phase metric, a log line and an event on the node and the Takeover, all
+// together. Nothing
 // is logged or evented when the write fails.
 func (c *Controller) transition(ctx context.Context, t *v1alpha1.Takeover, s step) error {
 	if err := c.setPhase(ctx, t, s.phase, s.reason, s.message); err != nil {
@@ -140,7 +143,7 @@ func (c *Controller) transition(ctx context.Context, t *v1alpha1.Takeover, s ste
 		if s.eventMessage != "" {
 			msg = s.eventMessage
 		}
-		c.recorder.Event(nodeRef(t.Spec.NodeName), typ, s.event, msg)
+		c.incidentEvent(t, typ, s.event, msg)
 	}
 	return nil
 }
@@ -177,9 +180,36 @@ func (c *Controller) getLive(ctx context.Context, name string) (*v1alpha1.Takeov
 	return t, err
 }
 
-// nodeRef is the event target for a node.
-func nodeRef(name string) *corev1.ObjectReference {
-	return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: "" /* events about a node may outlive its object */}
+// incidentEvent records an event on t's node and on t itself, where
+// `kubectl describe node` and `kubectl describe takeover` show it.
+func (c *Controller) incidentEvent(t *v1alpha1.Takeover, typ, reason, msg string) {
+	uid := types.UID(t.Spec.NodeUID)
+	if uid == "" {
+		if n := c.cachedNode(t.Spec.NodeName); n != nil {
+			uid = n.UID
+		}
+	}
+	c.recorder.Event(nodeRef(t.Spec.NodeName, uid), typ, reason, msg)
+	c.recorder.Event(takeoverRef(t), typ, reason, msg)
+}
+
+// nodeRef is the event target for a node. `kubectl describe node` lists
+// the events whose involvedObject.uid is the Node's UID or its name (the
+// kubelet's events): an incident's events carry the UID recorded at
+// detection (t.Spec.NodeUID), so they stay with that Node's history even
+// if it is deleted and registers again; without a UID the name stands in.
+func nodeRef(name string, uid types.UID) *corev1.ObjectReference {
+	if uid == "" {
+		uid = types.UID(name)
+	}
+	return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name, UID: uid}
+}
+
+// takeoverRef is the event target for a Takeover, built here rather than
+// by the recorder from its scheme. The Takeover is cluster-scoped: its
+// events, like a Node's, are written in the default namespace.
+func takeoverRef(t *v1alpha1.Takeover) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Takeover", APIVersion: v1alpha1.GroupVersion.String(), Name: t.Name, UID: t.UID}
 }
 
 // fencedSinceDetection reports whether the timeline holds Fenced after its

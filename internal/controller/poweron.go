@@ -67,7 +67,7 @@ func (c *Controller) powerOnAfterTakeover(ctx context.Context, t *v1alpha1.Takeo
 		return true, err
 	}
 	c.log.Info("fenced node powered on after takeover", "node", name, "takeover", t.Name, "provider", fc.Provider)
-	c.recorder.Event(nodeRef(name), corev1.EventTypeNormal, decide.ReasonPoweredOn, msg)
+	c.incidentEvent(t, corev1.EventTypeNormal, decide.ReasonPoweredOn, msg)
 	return true, nil
 }
 
@@ -78,6 +78,6 @@ func (c *Controller) powerOnFailed(ctx context.Context, t *v1alpha1.Takeover, pe
 		Reason: decide.ReasonPowerOnFailed, Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
 	werr := c.writeStatus(ctx, t)
 	c.log.Info("power-on after takeover failed", "node", t.Spec.NodeName, "takeover", t.Name, "error", perr.Error())
-	c.recorder.Event(nodeRef(t.Spec.NodeName), corev1.EventTypeWarning, decide.ReasonPowerOnFailed, msg)
+	c.incidentEvent(t, corev1.EventTypeWarning, decide.ReasonPowerOnFailed, msg)
 	return errors.Join(fmt.Errorf("power on node %s: %w", t.Spec.NodeName, perr), werr)
 }

@@ -74,7 +74,8 @@ func (c *Controller) findReplacements(t *v1alpha1.Takeover) (bool, []string) {
 		changed = true
 		c.log.Info("workload ready elsewhere", "node", t.Spec.NodeName, "pod", m.Namespace+"/"+m.Name, "replacement", r.Name, "on", r.NodeName)
 		if ref := ownerRef(t, *m); ref != nil {
-			c.recorder.Eventf(ref, corev1.EventTypeNormal, decide.EventPodReady, "pod %s Ready on node %s after takeover of node %s", r.Name, r.NodeName, t.Spec.NodeName)
+			c.recorder.Eventf(ref, corev1.EventTypeNormal, decide.EventPodReady, "replacement %s Ready on node %s (pod %s moved from failed node %s, Takeover %s)",
+				r.Name, r.NodeName, m.Name, t.Spec.NodeName, t.Name)
 		}
 	}
 	return changed, waiting
