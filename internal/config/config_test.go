@@ -108,7 +108,7 @@ fencing:
 		{"negative check interval", head + "fenceCheckInterval: -1m\n", `fenceCheckInterval: invalid value "-1m0s"`},
 		{"duplicate class", head + "fencing: {classes: [{name: x, provider: none}, {name: x, provider: none}]}\n", `must be unique`},
 		{"zero concurrency", head + "maxConcurrent: 0\n", `maxConcurrent: invalid value "0"`},
-		{"not yaml", head + "fencing: [\n", `yaml`},
+		{"not yaml", head + "fencing: [\n", `line 3: did not find expected node content (the file is not valid YAML)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

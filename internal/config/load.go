@@ -1,41 +1,73 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 )
 
-// Load reads and validates a config file. An empty path gives the defaults.
+// Load reads and validates a config file. An empty path gives the defaults;
+// a file given must hold a whole configuration (an empty file is refused).
+// A refusal is an *Error naming the file.
 func Load(path string) (*Config, error) {
 	c := Default()
 	if path == "" {
 		return c, c.Validate()
 	}
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: cannot read %s: %w", path, err)
 	}
 	if err := Parse(b, c); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = path
+			return nil, e
+		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse decodes b over c (which holds the defaults), rejecting unknown
-// fields, and validates the result.
-func Parse(b []byte, c *Config) error {
-	if err := yaml.UnmarshalStrict(b, c); err != nil {
-		return fmt.Errorf("%s (fix the YAML; see docs/configuration.md for the fields)", cleanYAMLError(err))
+// readFile reads at most one byte more than MaxFileSize.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	c.applyClassDefaults()
-	return c.Validate()
+	defer func() { _ = f.Close() }()
+	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 }
 
-func cleanYAMLError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "error unmarshaling JSON: while decoding JSON: ")
-	return strings.ReplaceAll(s, "json: unknown field", "unknown field")
+// Parse decodes b, one YAML document, over c (which holds the defaults),
+// and validates the result. Keys must be field names exactly; a refusal is
+// an *Error listing every problem once: a field whose value could not be
+// read is not also reported by the checks that depend on it.
+func Parse(b []byte, c *Config) error {
+	d, lines := decodeFile(b, c)
+	if lines != nil {
+		c.applyClassDefaults()
+		for _, err := range c.check() {
+			if fe, ok := err.(*FieldError); ok && d.related(fe) {
+				continue
+			}
+			d.err.add(err)
+		}
+	}
+	d.err.sortByLine()
+	return d.err.orNil()
+}
+
+// related reports whether a validation problem concerns a field whose value
+// was refused: the field itself, a field within it or holding it, or a rule
+// naming it.
+func (d *decoder) related(fe *FieldError) bool {
+	for _, f := range d.failed {
+		if under(fe.Field, f) || under(f, fe.Field) || strings.Contains(fe.Want, f) {
+			return true
+		}
+	}
+	return false
 }

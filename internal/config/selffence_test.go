@@ -63,7 +63,7 @@ func TestSelfFenceValidation(t *testing.T) {
 				t.Fatalf("accepted; want %q", tc.want)
 			}
 			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != 1 || lines[0] != tc.want {
+			if len(lines) != 1 || lines[0] != "line 3: "+tc.want {
 				t.Fatalf("error\n got: %q\nwant: %q", lines, tc.want)
 			}
 			var fe *FieldError

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +17,7 @@ func (e *FieldError) Error() string {
 }
 
 func bad(field string, value any, want string) error {
-	return &FieldError{Field: field, Value: fmt.Sprintf("%q", fmt.Sprint(value)), Want: want}
+	return &FieldError{Field: field, Value: fmt.Sprintf("%q", cut(fmt.Sprint(value), maxValueLen)), Want: want}
 }
 
 // problems collects validation errors in the order they are found.
@@ -29,8 +28,18 @@ func (p *problems) add(field string, value any, want string) {
 	*p = append(*p, bad(field, value, want))
 }
 
-// Validate checks every field and returns all problems found.
+// Validate checks every field and returns all problems found, as an
+// *Error.
 func (c *Config) Validate() error {
+	e := &Error{}
+	for _, err := range c.check() {
+		e.add(err)
+	}
+	return e.orNil()
+}
+
+// check returns every problem found, in the order the fields are checked.
+func (c *Config) check() problems {
 	var p problems
 	c.validateHeader(&p)
 	c.validateTimes(&p)
@@ -38,7 +47,8 @@ func (c *Config) Validate() error {
 	c.validateFencing(&p)
 	c.validateRetry(&p)
 	c.validateLeaderElection(&p)
-	return errors.Join(p...)
+	c.validateNames(&p)
+	return p
 }
 
 // validateHeader checks apiVersion and kind.
@@ -126,6 +136,7 @@ func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool)
 	case ProviderFenceAgent, ProviderRedfish, ProviderAgent:
 	default:
 		p.add(f+".provider", fc.Provider, "must be one of fence-agent, redfish, agent, wait, none")
+		return // the other fields depend on the provider: checking them would only repeat this
 	}
 	validatePowerFence(p, f, fc)
 	validateSelfFence(p, f, fc)

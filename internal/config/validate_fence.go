@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // reservedAgentKeys are the fence-agent stdin keys liberator sets itself.
@@ -102,11 +101,7 @@ func validateBMC(p *problems, prefix string, fc *FenceClass, b BMC) {
 	if b.Port < 0 || b.Port > 65535 {
 		p.add(prefix+".port", b.Port, "must be a port number from 1 to 65535 (0 for the default)")
 	}
-	if b.CredentialsSecret != "" {
-		if msgs := validation.IsDNS1123Subdomain(b.CredentialsSecret); len(msgs) > 0 {
-			p.add(prefix+".credentialsSecret", b.CredentialsSecret, "must be a Secret name: "+strings.Join(msgs, "; "))
-		}
-	}
+	dnsName(p, prefix+".credentialsSecret", b.CredentialsSecret, "a Secret name", dnsSubdomain)
 	if b.Address != "" {
 		if err := checkAddress(fc.Provider, b.Address); err != nil {
 			p.add(prefix+".address", b.Address, err.Error())

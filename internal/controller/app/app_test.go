@@ -42,7 +42,7 @@ func TestLoadFlagsOverrideTheFile(t *testing.T) {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
 	o.AddFlags(fs)
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte("unhealthyAfter: 20s\nhealthyDelay: 30s\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("apiVersion: config.liberator.dev/v1alpha1\nkind: ControllerConfig\nunhealthyAfter: 20s\nhealthyDelay: 30s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.Parse([]string{"--config", path, "--unhealthy-after", "15s", "--dry-run", "--leader-elect=false", "--max-unhealthy", "40%"}); err != nil {
@@ -67,7 +67,7 @@ func TestLoadRefusesInvalidConfiguration(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"file", "releaseStrategy: Reboot\n", nil, `releaseStrategy: invalid value "Reboot"`},
+		{"file", "apiVersion: config.liberator.dev/v1alpha1\nkind: ControllerConfig\nreleaseStrategy: Reboot\n", nil, `releaseStrategy: invalid value "Reboot"`},
 		{"flag", "", []string{"--release-strategy", "Reboot"}, `invalid configuration (file and flags): releaseStrategy: invalid value "Reboot"`},
 	} {
 		err := load(t, tc.file, tc.args...)
