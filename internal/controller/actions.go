@@ -52,6 +52,7 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 	if err != nil {
 		return 0, fmt.Errorf("create Takeover for node %s: %w", node.Name, err)
 	}
+	c.m.TakeoversOpened.Inc()
 	t.Status.Heartbeat = heartbeat
 	t.Status.BootID = node.Status.NodeInfo.BootID
 	c.noteLastHeartbeat(t)

@@ -153,11 +153,12 @@ func (c *Controller) updateStorm(t tally) {
 	}
 }
 
+// publishPhases counts the open (not Recovered) Takeovers by phase.
 func (c *Controller) publishPhases() {
 	for _, p := range []v1alpha1.Phase{v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased,
-		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseRecovered, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
+		v1alpha1.PhaseWorkloadsReady, v1alpha1.PhaseFailed, v1alpha1.PhasePaused} {
 		objs, _ := c.takeovers.GetIndexer().ByIndex(byPhase, string(p))
-		c.m.TakeoversByPhase.WithLabelValues(string(p)).Set(float64(len(objs)))
+		c.m.OpenTakeovers.WithLabelValues(string(p)).Set(float64(len(objs)))
 	}
 }
 

@@ -82,12 +82,10 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 	last := len(s.Timeline) - 1
 	if last < 0 || s.Timeline[last].Phase != phase || s.Timeline[last].Reason != reason {
 		s.Timeline = append(s.Timeline, v1alpha1.PhaseTransition{Phase: phase, Time: metav1.NewMicroTime(now.Time), Reason: reason, Message: msg})
-		if d := t.PhaseTime(v1alpha1.PhaseDetected); d != nil && phase != v1alpha1.PhasePaused && phase != v1alpha1.PhaseFailed {
-			c.m.PhaseSeconds.WithLabelValues(string(phase)).Observe(now.Sub(d.Time).Seconds())
-		}
-		c.m.TakeoversTotal.WithLabelValues(string(phase), resultOf(phase, reason)).Inc()
+		c.observeTransition(t, phase, reason, now.Time)
 		if phase == v1alpha1.PhaseWorkloadsReady && s.Downtime == nil {
 			s.Downtime = v1alpha1.ComputeDowntime(t)
+			c.observeSucceeded(s.Downtime)
 		}
 	}
 	s.Phase, s.Reason, s.Message = phase, reason, msg

@@ -17,13 +17,26 @@ type Metrics struct {
 	StormGuardTrips  prometheus.Counter
 	APIGuardActive   prometheus.Gauge
 	APIErrors        *prometheus.CounterVec
-	TakeoversByPhase *prometheus.GaugeVec
-	TakeoversTotal   *prometheus.CounterVec
-	PhaseSeconds     *prometheus.HistogramVec
-	FenceCalls       *prometheus.CounterVec
-	FenceSeconds     *prometheus.HistogramVec
-	Decisions        *prometheus.CounterVec
-	IsLeader         prometheus.Gauge
+	// OpenTakeovers counts the open (not Recovered) Takeovers by phase.
+	OpenTakeovers *prometheus.GaugeVec
+	// TakeoversOpened counts the takeovers opened (one per incident, at
+	// detection); TakeoversFinished counts those that reached
+	// WorkloadsReady (result succeeded) or were closed without a release
+	// (aborted).
+	TakeoversOpened   prometheus.Counter
+	TakeoversFinished *prometheus.CounterVec
+	// Transitions counts the phase changes by phase reached and result.
+	Transitions *prometheus.CounterVec
+	// PhaseSeconds times each phase from the last heartbeat seen.
+	PhaseSeconds *prometheus.HistogramVec
+	// Downtime and DowntimeParts observe a takeover's status.downtime once,
+	// when it reaches WorkloadsReady.
+	Downtime      prometheus.Histogram
+	DowntimeParts *prometheus.HistogramVec
+	FenceCalls    *prometheus.CounterVec
+	FenceSeconds  *prometheus.HistogramVec
+	Decisions     *prometheus.CounterVec
+	IsLeader      prometheus.Gauge
 
 	// FenceReady is 1 for a node whose fence path works, 0 when it does not
 	// (by node); FenceChecks and FenceCheckSeconds count and time the checks.
@@ -42,6 +55,11 @@ type Metrics struct {
 	NotReadyLeaseRenewing prometheus.Gauge
 	RebootNotProven       *prometheus.CounterVec
 }
+
+// durationBuckets are the upper bounds, in seconds, of the takeover
+// duration histograms: a detection window of tens of seconds plus fencing
+// that may take minutes.
+var durationBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200}
 
 // New creates the collectors and registers them, with the Go and process
 // collectors, on a fresh registry.
@@ -75,17 +93,33 @@ func New() *Metrics {
 		APIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liberator_api_errors_total", Help: "Failed API calls made by the controller, by operation.",
 		}, []string{"operation"}),
-		TakeoversByPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "liberator_takeovers", Help: "Takeovers by current phase.",
+		OpenTakeovers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liberator_open_takeovers", Help: "Open (not Recovered) Takeovers by current phase.",
 		}, []string{"phase"}),
-		TakeoversTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "liberator_takeovers_total", Help: "Takeover steps completed, by phase reached and result (success, failed, aborted, paused).",
+		TakeoversOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liberator_takeovers_total", Help: "Takeovers opened: one per incident, at detection.",
+		}),
+		TakeoversFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_takeovers_finished_total", Help: "Takeovers finished, by result: succeeded (reached WorkloadsReady) or aborted (closed as Recovered without a release).",
+		}, []string{"result"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liberator_takeover_transitions_total", Help: "Takeover phase changes, by phase reached and result (success, failed, aborted, paused).",
 		}, []string{"phase", "result"}),
 		PhaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liberator_takeover_phase_seconds",
-			Help:    "Seconds from detection to reaching each phase.",
-			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
+			Help:    "Seconds from the node's last heartbeat seen (detection when none was seen) to reaching each phase.",
+			Buckets: durationBuckets,
 		}, []string{"phase"}),
+		Downtime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "liberator_takeover_downtime_seconds",
+			Help:    "A takeover's downtime (status.downtime.total: last heartbeat seen to the moved workloads Ready), observed when it reaches WorkloadsReady.",
+			Buckets: durationBuckets,
+		}),
+		DowntimeParts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liberator_takeover_downtime_part_seconds",
+			Help:    "The parts of a takeover's downtime (status.downtime: detection, fence, release, schedule, start), observed when it reaches WorkloadsReady.",
+			Buckets: durationBuckets,
+		}, []string{"part"}),
 		FenceCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liberator_fence_calls_total", Help: "Fence calls by provider and result (success, pending, error).",
 		}, []string{"provider", "result"}),
@@ -116,12 +150,25 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	m.Registry.MustRegister(
-		collectors.NewGoCollector(),
+		goCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ViewBlind, m.NotReadyLeaseRenewing, m.RebootNotProven,
 		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
-		m.TakeoversByPhase, m.TakeoversTotal, m.PhaseSeconds, m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
+		m.OpenTakeovers, m.TakeoversOpened, m.TakeoversFinished, m.Transitions, m.PhaseSeconds, m.Downtime, m.DowntimeParts,
+		m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
 		m.FenceReady, m.FenceChecks, m.FenceCheckSeconds, m.PowerOns,
 	)
 	return m
+}
+
+// goCollector is the Go runtime collector without the memstats pair
+// go_memstats_alloc_bytes (a gauge) and go_memstats_alloc_bytes_total (a
+// counter), which are one family in OpenMetrics; the runtime/metrics
+// equivalents (go_memory_classes_*, go_gc_heap_allocs_bytes_total, ...)
+// take their place.
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(
+		collectors.WithGoCollectorMemStatsMetricsDisabled(),
+		collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC, collectors.MetricsMemory, collectors.MetricsScheduler),
+	)
 }
