@@ -11,16 +11,17 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"k8s.io/klog/v2/textlogger"
 	"k8s.io/utils/clock"
 
 	"github.com/liberator-dev/liberator/internal/agent"
 	"github.com/liberator-dev/liberator/internal/agentlease"
+	"github.com/liberator-dev/liberator/internal/logging"
 )
 
 // agentOptions are the agent command's flags.
@@ -30,6 +31,7 @@ type agentOptions struct {
 	kubeconfig  string
 	kubeContext string
 	verbosity   int
+	logFormat   string
 }
 
 func (o *agentOptions) addFlags(fs *pflag.FlagSet) {
@@ -51,11 +53,15 @@ func (o *agentOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BootIDFile, "boot-id-file", "/proc/sys/kernel/random/boot_id", "file holding the node's boot ID")
 	fs.StringVar(&c.HealthAddr, "health-addr", ":9448", "address serving /healthz, /readyz and /metrics (empty: none)")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
+	logging.AddFlag(fs, &o.logFormat)
 }
 
 // complete fills the defaults taken from the environment and reads the
 // key; the agent validates the rest.
 func (o *agentOptions) complete() error {
+	if err := logging.Validate(o.logFormat); err != nil {
+		return err
+	}
 	if o.cfg.Node == "" {
 		o.cfg.Node = os.Getenv("NODE_NAME")
 	}
@@ -117,7 +123,10 @@ See docs/agent.md.`,
 }
 
 func run(cmd *cobra.Command, errOut io.Writer, version string, o *agentOptions) error {
-	log := textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.verbosity), textlogger.Output(errOut)))
+	log, err := o.logger(errOut)
+	if err != nil {
+		return err
+	}
 	klog.SetLoggerWithOptions(log, klog.ContextualLogger(true))
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
@@ -138,4 +147,9 @@ func run(cmd *cobra.Command, errOut io.Writer, version string, o *agentOptions) 
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return a.Run(ctx)
+}
+
+// logger is the agent's logger: --log-format and -v, writing to out.
+func (o *agentOptions) logger(out io.Writer) (logr.Logger, error) {
+	return logging.New(o.logFormat, o.verbosity, out)
 }

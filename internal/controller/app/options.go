@@ -10,10 +10,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/liberator-dev/liberator/internal/config"
+	"github.com/liberator-dev/liberator/internal/logging"
 )
 
 // Options are the controller command's flags. A flag that is set wins over
@@ -23,6 +25,7 @@ type Options struct {
 	Kubeconfig      string
 	KubeContext     string
 	Verbosity       int
+	LogFormat       string
 	UnhealthyAfter  time.Duration
 	HealthyDelay    time.Duration
 	ReleaseStrategy string
@@ -50,6 +53,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path of a kubeconfig (in-cluster config when empty and KUBECONFIG is unset)")
 	fs.StringVar(&o.KubeContext, "context", "", "kubeconfig context to use")
 	fs.IntVarP(&o.Verbosity, "v", "v", 0, "log verbosity")
+	logging.AddFlag(fs, &o.LogFormat)
 	fs.DurationVar(&o.UnhealthyAfter, "unhealthy-after", 0, "overrides unhealthyAfter")
 	fs.DurationVar(&o.HealthyDelay, "healthy-delay", 0, "overrides healthyDelay")
 	fs.StringVar(&o.ReleaseStrategy, "release-strategy", "", "overrides releaseStrategy (OutOfServiceTaint, DeleteNode, ForceDelete)")
@@ -65,6 +69,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Load reads the config file and applies the flags of fs that were set.
 func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
+	if err := logging.Validate(o.LogFormat); err != nil {
+		return nil, err
+	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1 (got %g and %d)", o.KubeAPIQPS, o.KubeAPIBurst)
 	}
@@ -90,4 +97,10 @@ func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
 		return nil, fmt.Errorf("invalid configuration (file and flags): %w", err)
 	}
 	return cfg, nil
+}
+
+// Logger returns the controller's logger: --log-format and -v, writing to
+// LogOutput.
+func (o *Options) Logger() (logr.Logger, error) {
+	return logging.New(o.LogFormat, o.Verbosity, o.LogOutput)
 }

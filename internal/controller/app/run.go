@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
-	"k8s.io/klog/v2/textlogger"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,7 +33,10 @@ import (
 // be served. It returns at once, with a one-line error, when the cluster
 // cannot be reached or lacks the CRD or the RBAC the controller needs.
 func Run(parent context.Context, o *Options, cfg *config.Config) error {
-	log := textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.Verbosity), textlogger.Output(o.LogOutput)))
+	log, err := o.Logger()
+	if err != nil {
+		return err
+	}
 	klog.SetLoggerWithOptions(log, klog.ContextualLogger(true))
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, os.Interrupt)
 	defer stop()
