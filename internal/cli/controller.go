@@ -26,7 +26,7 @@ as a Takeover. Flags override the config file.`,
 			if err != nil {
 				return err
 			}
-			o.Version, o.LogOutput = Version, s.ErrOut
+			o.Version, o.Revision, o.LogOutput = Version, Commit, s.ErrOut
 			return app.Run(cmd.Context(), o, cfg)
 		},
 	}

@@ -3,13 +3,23 @@
 package metrics
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Metrics holds the collectors and the registry that serves them.
 type Metrics struct {
+	// Registry holds liberator's collectors and the Go and process ones;
+	// Gatherer adds the standard client-go, workqueue and leader election
+	// metrics to it.
 	Registry *prometheus.Registry
+
+	// BuildInfo is 1, labelled with the build's version, revision and Go
+	// version.
+	BuildInfo *prometheus.GaugeVec
 
 	EligibleNodes    prometheus.Gauge
 	UnhealthyNodes   prometheus.Gauge
@@ -62,10 +72,14 @@ type Metrics struct {
 var durationBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200}
 
 // New creates the collectors and registers them, with the Go and process
-// collectors, on a fresh registry.
+// collectors, on a fresh registry. The build info reads version "dev"
+// until SetBuildInfo.
 func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liberator_build_info", Help: "1, labelled with the version, VCS revision and Go version liberator was built from.",
+		}, []string{"version", "revision", "goversion"}),
 		EligibleNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_eligible_nodes", Help: "Nodes liberator watches over (selector, opt-out and control-plane rules applied).",
 		}),
@@ -152,13 +166,29 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		goCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.BuildInfo,
 		m.ViewBlind, m.NotReadyLeaseRenewing, m.RebootNotProven,
 		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
 		m.OpenTakeovers, m.TakeoversOpened, m.TakeoversFinished, m.Transitions, m.PhaseSeconds, m.Downtime, m.DowntimeParts,
 		m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
 		m.FenceReady, m.FenceChecks, m.FenceCheckSeconds, m.PowerOns,
 	)
+	m.SetBuildInfo("dev", "unknown")
 	return m
+}
+
+// SetBuildInfo labels liberator_build_info with the build's version and
+// VCS revision.
+func (m *Metrics) SetBuildInfo(version, revision string) {
+	m.BuildInfo.Reset()
+	m.BuildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
+}
+
+// Gatherer is what /metrics serves: m's registry and controller-runtime's,
+// which holds client-go's rest_client_* metrics, the named workqueues'
+// workqueue_* metrics and leader_election_master_status.
+func (m *Metrics) Gatherer() prometheus.Gatherer {
+	return prometheus.Gatherers{m.Registry, ctrlmetrics.Registry}
 }
 
 // goCollector is the Go runtime collector without the memstats pair

@@ -2,18 +2,28 @@ package metrics
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // populate gives every vector of m one child, so that every family shows
@@ -119,7 +129,10 @@ var nonBase = map[string]bool{
 func TestExpositionOpenMetrics(t *testing.T) {
 	m := New()
 	populate(m)
-	body := scrapeOpenMetrics(t, m.Registry)
+	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[string]{Name: "lint"})
+	defer q.ShutDown()
+	q.Add("x")
+	body := scrapeOpenMetrics(t, m.Gatherer())
 
 	// Every collector of m has a family in the scrape (populate is complete).
 	v := reflect.ValueOf(m).Elem()
@@ -141,7 +154,7 @@ func TestExpositionOpenMetrics(t *testing.T) {
 		t.Errorf("OpenMetrics: %s", p)
 	}
 
-	mfs, err := m.Registry.Gather()
+	mfs, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,4 +194,106 @@ func TestOpenMetricsCollisionsCatches(t *testing.T) {
 	if p := openMetricsCollisions("# TYPE z counter\nz_total 1\n# TYPE w gauge\nw 2\n# EOF\n"); len(p) != 0 {
 		t.Errorf("clean exposition: %v", p)
 	}
+}
+
+// TestStandardMetrics: a client-go request, a named workqueue and a leader
+// election show up on the Gatherer as rest_client_*, workqueue_*{name} and
+// leader_election_master_status.
+func TestStandardMetrics(t *testing.T) {
+	m := New()
+	m.SetBuildInfo("v1.2.3", "abc123")
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"major":"1","minor":"36","gitVersion":"v1.36.3"}`))
+	}))
+	defer api.Close()
+	kube := kubernetes.NewForConfigOrDie(&rest.Config{Host: api.URL})
+	if _, err := kube.Discovery().ServerVersion(); err != nil {
+		t.Fatal(err)
+	}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "standard-test"})
+	defer q.ShutDown()
+	q.Add("a")
+	q.Add("b")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := fake.NewClientset()
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, "ns", "standard-test", cs.CoreV1(), cs.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: "me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := make(chan struct{})
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, Name: "standard-test", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Callbacks: leaderelection.LeaderCallbacks{OnStartedLeading: func(context.Context) { close(led) }, OnStoppedLeading: func() {}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go le.Run(ctx)
+	select {
+	case <-led:
+	case <-ctx.Done():
+		t.Fatal("never led")
+	}
+
+	host := strings.TrimPrefix(api.URL, "http://")
+	mfs, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		family string
+		labels map[string]string
+		want   float64
+	}{
+		{"liberator_build_info", map[string]string{"version": "v1.2.3", "revision": "abc123", "goversion": runtime.Version()}, 1},
+		{"rest_client_requests_total", map[string]string{"code": "200", "method": "GET", "host": host}, 1},
+		{"rest_client_request_duration_seconds", map[string]string{"verb": "GET", "host": host}, 1},
+		{"workqueue_depth", map[string]string{"name": "standard-test"}, 2},
+		{"workqueue_adds_total", map[string]string{"name": "standard-test"}, 2},
+		{"leader_election_master_status", map[string]string{"name": "standard-test"}, 1},
+	} {
+		got, ok := sample(mfs, c.family, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.family, c.labels, got, ok, c.want)
+		}
+	}
+	for _, p := range openMetricsCollisions(scrapeOpenMetrics(t, m.Gatherer())) {
+		t.Errorf("OpenMetrics: %s", p)
+	}
+}
+
+// sample returns the value of family's first metric carrying labels (a
+// histogram's count).
+func sample(mfs []*dto.MetricFamily, family string, labels map[string]string) (float64, bool) {
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue(), true
+			case m.Counter != nil:
+				return m.GetCounter().GetValue(), true
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount()), true
+			}
+		}
+	}
+	return 0, false
 }

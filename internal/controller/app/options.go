@@ -41,8 +41,10 @@ type Options struct {
 	KubeAPIQPS   float32
 	KubeAPIBurst int
 
-	// Version is the build's version, for the log and the user agent.
-	Version string
+	// Version is the build's version, for the log and the user agent;
+	// Revision its VCS revision. Both label liberator_build_info.
+	Version  string
+	Revision string
 	// LogOutput receives the log (the command's standard error).
 	LogOutput io.Writer
 }

@@ -49,6 +49,7 @@ func Run(parent context.Context, o *Options, cfg *config.Config) error {
 		return err
 	}
 	m := metrics.New()
+	m.SetBuildInfo(o.Version, o.Revision)
 	recorder, shutdownEvents := startEvents(ctx, cl)
 	defer shutdownEvents()
 

@@ -40,9 +40,12 @@ func listen(addr string, h http.Handler, errs chan<- error) *http.Server {
 	return srv
 }
 
+// metricsMux serves /metrics: liberator's collectors and the standard
+// client-go, workqueue and leader election ones, in the text format or,
+// when the scraper asks for it, OpenMetrics.
 func metricsMux(m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Gatherer(), promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return mux
 }
 
