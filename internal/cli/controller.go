@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/liberator-dev/liberator/internal/controller/app"
@@ -8,6 +10,7 @@ import (
 
 func newControllerCommand(s IOStreams) *cobra.Command {
 	o := &app.Options{}
+	check := false
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the takeover controller",
@@ -18,6 +21,9 @@ as a Takeover. Flags override the config file.`,
 		Example: `  # in the cluster (see config/manager)
   liberator controller --config=/etc/liberator/config.yaml
 
+  # check a config file (and flags) without starting
+  liberator controller --config=config.yaml --check
+
   # from a workstation, dry run
   liberator controller --kubeconfig ~/.kube/config --dry-run --leader-elect=false`,
 		Args: cobra.NoArgs,
@@ -26,10 +32,19 @@ as a Takeover. Flags override the config file.`,
 			if err != nil {
 				return err
 			}
+			if check {
+				name := o.ConfigPath
+				if name == "" {
+					name = "(defaults)"
+				}
+				_, err := fmt.Fprintf(s.Out, "config %s: ok\n", name)
+				return err
+			}
 			o.Version, o.Revision, o.LogOutput = Version, Commit, s.ErrOut
 			return app.Run(cmd.Context(), o, cfg)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&check, "check", false, "check the configuration (the file and the flags) and exit, without a cluster: 0 and \"config FILE: ok\" when it is valid")
 	return cmd
 }

@@ -34,7 +34,7 @@ back Ready on a healthy node.`,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(newControllerCommand(s), newAgentCommand(s), newVersionCommand(s))
+	root.AddCommand(newControllerCommand(s), newAgentCommand(s), newConfigCommand(s), newVersionCommand(s))
 	addOperatorCommands(root, s)
 	return root
 }

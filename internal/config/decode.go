@@ -65,7 +65,8 @@ func decodeFile(b []byte, c *Config) (*decoder, map[string]int) {
 		d.problem(0, "", "the file is empty (or holds only comments): write the configuration in it, starting with apiVersion: %s and kind: %s, or pass no --config to run with the defaults", APIVersion, Kind)
 		return d, nil
 	} else if err != nil {
-		d.problem(0, "", "%s (the file is not valid YAML)", yamlError(err))
+		line, msg := yamlError(err)
+		d.problem(line, "", "%s (the file is not valid YAML)", msg)
 		return d, nil
 	}
 	var second yaml.Node
@@ -127,13 +128,15 @@ func separatorLine(b []byte, first int) int {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// yamlError is a YAML parser's error without its "yaml: " prefix.
-func yamlError(err error) string {
+// yamlError splits a YAML parser's error into its line (0 when it names
+// none) and its message.
+func yamlError(err error) (int, string) {
 	s := err.Error()
 	if m := yamlLine.FindStringSubmatch(s); m != nil {
-		return "line " + m[1] + ": " + s[len(m[0]):]
+		line, _ := strconv.Atoi(m[1])
+		return line, s[len(m[0]):]
 	}
-	return strings.TrimPrefix(s, "yaml: ")
+	return 0, strings.TrimPrefix(s, "yaml: ")
 }
 
 // describe names what a YAML node is, for "want X, got Y".

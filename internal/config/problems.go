@@ -46,6 +46,9 @@ type Error struct {
 	Problems []error
 	// More counts the problems found beyond Problems.
 	More int
+	// LineOffset is added to the lines printed: the line before the
+	// file's first in the file that embeds it (a ConfigMap manifest).
+	LineOffset int
 
 	lines map[string]int // a field's path → the line it is written on
 }
@@ -120,7 +123,7 @@ func (e *Error) sortByLine() {
 func (e *Error) text(err error) string {
 	s := err.Error()
 	if l := e.line(err); l > 0 {
-		s = fmt.Sprintf("line %d: %s", l, s)
+		s = fmt.Sprintf("line %d: %s", l+e.LineOffset, s)
 	}
 	return cut(strings.ReplaceAll(s, "\n", " "), maxLineLen)
 }
@@ -128,7 +131,7 @@ func (e *Error) text(err error) string {
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
-		b.WriteString("config " + cut(e.File, maxValueLen) + ": ")
+		b.WriteString("config " + cut(e.File, 4*maxValueLen) + ": ")
 	}
 	if e.count() == 1 && len(e.Problems) == 1 {
 		b.WriteString(e.text(e.Problems[0]))

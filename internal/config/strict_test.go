@@ -151,3 +151,30 @@ func shippedConfigs(t testing.TB) []string {
 	}
 	return paths
 }
+
+// Check reads a ConfigMap manifest's config.yaml and gives the manifest's
+// lines.
+func TestCheckConfigMap(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, text, want string }{
+		{"literal block", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: ns}\ndata:\n  config.yaml: |\n    " +
+			strings.ReplaceAll(head, "\n", "\n    ") + "dryRun: maybe\n",
+			`(ConfigMap ns/c, key config.yaml): line 8: dryRun: want true or false, got "maybe"`},
+		{"syntax error in the block", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  config.yaml: |\n    a: [\n",
+			`(ConfigMap c, key config.yaml): line 6: did not find expected node content`},
+		{"no key", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {other: x}\n", `(ConfigMap c): no key config.yaml under data`},
+		{"valid", "apiVersion: v1\nkind: ConfigMap\ndata:\n  config.yaml: \"" + strings.ReplaceAll(head, "\n", `\n`) + "\"\n", ""},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := Check(path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
