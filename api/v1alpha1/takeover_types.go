@@ -69,17 +69,29 @@ type TakeoverSpec struct {
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// PhaseTransition is one step of the timeline.
+// PhaseTransition is one step of the timeline. A step that repeats (a
+// fence retried, a guard that holds again) is one entry with a count.
 type PhaseTransition struct {
 	Phase Phase `json:"phase"`
 	// Time is when the phase was entered, to the microsecond (fencing and
-	// release take well under a second).
+	// release take well under a second); for a repeated entry, the first
+	// time.
 	Time metav1.MicroTime `json:"time"`
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// Message is the last message of the entry, at most 512 bytes.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Count is how many times the entry was entered, when more than once.
+	// +optional
+	Count int32 `json:"count,omitempty"`
+	// LastTime is when a repeated entry was last entered.
+	// +optional
+	LastTime *metav1.MicroTime `json:"lastTime,omitempty"`
 }
+
+// Times is how many times the entry was entered (Count, or 1).
+func (p *PhaseTransition) Times() int32 { return max(p.Count, 1) }
 
 // MovedPod is a pod released from the failed node.
 type MovedPod struct {
@@ -166,9 +178,17 @@ type TakeoverStatus struct {
 	// Message says the same in words.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// Timeline holds every phase change, oldest first.
+	// Timeline holds the phase changes, oldest first. A change to a retry
+	// phase (Fencing, Failed, Paused) that repeats one of the last two
+	// entries counts on that entry; beyond 32 entries the oldest repeated
+	// steps are dropped (see TimelineDropped), never those the record
+	// depends on (the first entry, the first of each phase, the last
+	// Detected and the Fenced, Released and WorkloadsReady after it).
 	// +optional
 	Timeline []PhaseTransition `json:"timeline,omitempty"`
+	// TimelineDropped counts the timeline entries dropped by its cap.
+	// +optional
+	TimelineDropped int32 `json:"timelineDropped,omitempty"`
 	// Heartbeat is the node's last heartbeat when the incident was detected
 	// (its Lease renewTime and Ready lastHeartbeatTime, as the kubelet wrote
 	// them). Right before any destructive call the live Node and Lease are

@@ -245,12 +245,14 @@ func TestReconcile(t *testing.T) {
 		if tk.Status.FenceAttempts != 2 || tk.Status.NextRetryTime != nil {
 			t.Errorf("fenceAttempts %d, nextRetryTime %v; want 2, none", tk.Status.FenceAttempts, tk.Status.NextRetryTime)
 		}
-		if fencing := tk.Status.Timeline[3]; !strings.Contains(fencing.Message, "attempt 2") {
-			t.Errorf("retry recorded as %q", fencing.Message)
+		// The retry counts on the Fencing entry, which keeps its first time.
+		if fencing := tk.Status.Timeline[1]; !strings.Contains(fencing.Message, "attempt 2") || fencing.Count != 2 ||
+			fencing.LastTime == nil || !fencing.Time.Before(fencing.LastTime) {
+			t.Errorf("retry recorded as %+v", fencing)
 		}
 		tk = f.stepUntil(failedNode, v1alpha1.PhaseReleased, 1)
 		checkTimeline(t, tk, "Detected/LeaseExpired", "Fencing/FenceStarted", "Failed/FenceFailed",
-			"Fencing/FenceStarted", "Fenced/Fenced", "Released/Released")
+			"Fenced/Fenced", "Released/Released")
 		if p := f.taintPatches(failedNode); len(p) != 2 || !hasTaint(p[1], outOfService) {
 			t.Errorf("taint patches %v", p)
 		}

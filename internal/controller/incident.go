@@ -73,22 +73,24 @@ func takeoverName(node string, now time.Time) string {
 	return node + suffix
 }
 
-// setPhase moves t to phase (appending to the timeline when the phase or
-// reason changes) and writes the status. The write carries t's
+// setPhase moves t to phase and writes the status. A change of phase or
+// reason from the status' current ones is recorded on the timeline
+// (recordStep: a repeated retry step counts on its entry, and the
+// timeline is capped); the messages are bounded. The write carries t's
 // resourceVersion, so two writers cannot both succeed.
 func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v1alpha1.Phase, reason, msg string) error {
 	now := metav1.NewTime(c.clock.Now())
 	s := &t.Status
-	last := len(s.Timeline) - 1
-	if last < 0 || s.Timeline[last].Phase != phase || s.Timeline[last].Reason != reason {
-		s.Timeline = append(s.Timeline, v1alpha1.PhaseTransition{Phase: phase, Time: metav1.NewMicroTime(now.Time), Reason: reason, Message: msg})
+	if len(s.Timeline) == 0 || s.Phase != phase || s.Reason != reason {
+		recordStep(s, v1alpha1.PhaseTransition{Phase: phase, Time: metav1.NewMicroTime(now.Time), Reason: reason, Message: msg})
 		c.observeTransition(t, phase, reason, now.Time)
 		if phase == v1alpha1.PhaseWorkloadsReady && s.Downtime == nil {
 			s.Downtime = v1alpha1.ComputeDowntime(t)
 			c.observeSucceeded(s.Downtime)
 		}
 	}
-	s.Phase, s.Reason, s.Message = phase, reason, msg
+	s.Phase, s.Reason, s.Message = phase, reason, truncate(msg, maxStatusText)
+	s.FenceOutput = truncate(s.FenceOutput, maxStatusText)
 	storm := metav1.Condition{Type: "StormGuard", Status: metav1.ConditionFalse, Reason: decide.ReasonStormClear, Message: "remediation allowed", LastTransitionTime: now}
 	if reason == decide.ReasonStormGuard {
 		storm.Status, storm.Reason, storm.Message = metav1.ConditionTrue, decide.ReasonStormGuard, msg
