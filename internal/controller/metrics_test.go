@@ -154,7 +154,9 @@ func TestTakeoverMetricsAborted(t *testing.T) {
 // Without a last heartbeat seen, the phase times count from the last
 // Detected entry (an incident started over counts from its new start).
 func TestPhaseSecondsFromDetection(t *testing.T) {
-	at := func(s int) metav1.MicroTime { return metav1.NewMicroTime(fixtureStart.Add(time.Duration(s) * time.Second)) }
+	at := func(s int) metav1.MicroTime {
+		return metav1.NewMicroTime(fixtureStart.Add(time.Duration(s) * time.Second))
+	}
 	tk := &v1alpha1.Takeover{Status: v1alpha1.TakeoverStatus{Timeline: []v1alpha1.PhaseTransition{
 		{Phase: v1alpha1.PhaseDetected, Time: at(0)}, {Phase: v1alpha1.PhaseFailed, Time: at(10)}, {Phase: v1alpha1.PhaseDetected, Time: at(100)},
 	}}}
