@@ -231,11 +231,30 @@ type TakeoverStatus struct {
 	// MovedPods lists the pods released from the node and their replacements.
 	// +optional
 	MovedPods []MovedPod `json:"movedPods,omitempty"`
+	// PodsMoved is the number of pods released from the node (the length
+	// of movedPods), for kubectl's Pods column.
+	// +optional
+	PodsMoved int32 `json:"podsMoved,omitempty"`
 	// ReleasedVolumeAttachments lists the VolumeAttachments deleted.
 	// +optional
 	ReleasedVolumeAttachments []string `json:"releasedVolumeAttachments,omitempty"`
-	// Conditions hold guard states such as StormGuard.
+	// Conditions summarize the incident for people and tools
+	// (kubectl wait --for=condition=Succeeded):
+	//   - Progressing is True while the takeover moves on (Detected,
+	//     Fencing, Fenced, Released); False once the workloads are back or
+	//     closed, or while it is held (Failed, Paused).
+	//   - Succeeded is True once WorkloadsReady was entered (reason
+	//     WorkloadsReady, or WorkloadTimeout), and stays True; False when
+	//     the incident closed before that (nothing was released); Unknown
+	//     (reason InProgress) until then.
+	//   - Degraded is True while a step failed or a guard holds (phase
+	//     Failed or Paused, or a release step being retried), with the
+	//     reason and message of the status.
+	//   - StormGuard is True while the storm guard holds remediation.
+	// The reason of Progressing and Degraded is the status' reason.
 	// +optional
+	// +listType=map
+	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
@@ -244,12 +263,14 @@ type TakeoverStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=tko
+// +kubebuilder:resource:scope=Cluster,shortName=tko,categories=liberator
 // +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
-// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategy`
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.fenceProvider`
+// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategy`,priority=1
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.podsMoved`
 // +kubebuilder:printcolumn:name="Downtime",type=string,JSONPath=`.status.downtime.total`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Takeover struct {

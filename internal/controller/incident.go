@@ -96,6 +96,7 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 		storm.Status, storm.Reason, storm.Message = metav1.ConditionTrue, decide.ReasonStormGuard, msg
 	}
 	meta.SetStatusCondition(&s.Conditions, storm)
+	setConditions(t, now)
 	return c.writeStatus(ctx, t)
 }
 
@@ -161,6 +162,7 @@ func resultOf(phase v1alpha1.Phase, reason string) string {
 }
 
 func (c *Controller) writeStatus(ctx context.Context, t *v1alpha1.Takeover) error {
+	t.Status.PodsMoved = int32(len(t.Status.MovedPods))
 	err := c.client.Status().Update(ctx, t)
 	c.apiResult("updateTakeoverStatus", err)
 	if err != nil {

@@ -4,7 +4,11 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
 )
 
 // The bounds of a Takeover's record: it must stay small (a few KB) however
@@ -136,4 +140,63 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + ellipsis
+}
+
+// The summary conditions of a Takeover (see TakeoverStatus.Conditions).
+const (
+	ConditionProgressing = "Progressing"
+	ConditionSucceeded   = "Succeeded"
+	ConditionDegraded    = "Degraded"
+	// ReasonInProgress is Succeeded's reason while it is Unknown.
+	ReasonInProgress = "InProgress"
+)
+
+// setConditions sets Progressing, Succeeded and Degraded from t's phase,
+// reason and timeline.
+func setConditions(t *v1alpha1.Takeover, now metav1.Time) {
+	s := &t.Status
+	reason := s.Reason
+	if reason == "" {
+		reason = string(s.Phase)
+	}
+	set := func(typ string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg,
+			ObservedGeneration: t.Generation, LastTransitionTime: now})
+	}
+
+	switch s.Phase {
+	case v1alpha1.PhaseDetected, v1alpha1.PhaseFencing, v1alpha1.PhaseFenced, v1alpha1.PhaseReleased:
+		set(ConditionProgressing, metav1.ConditionTrue, reason, "the takeover moves on: phase "+string(s.Phase))
+	case v1alpha1.PhaseWorkloadsReady:
+		set(ConditionProgressing, metav1.ConditionFalse, reason, "the takeover's steps are done; it is closed once the node is back")
+	case v1alpha1.PhaseRecovered:
+		set(ConditionProgressing, metav1.ConditionFalse, reason, "the incident is closed")
+	default:
+		set(ConditionProgressing, metav1.ConditionFalse, reason, "held: see the Degraded condition")
+	}
+
+	switch ready := firstEntry(s.Timeline, v1alpha1.PhaseWorkloadsReady); {
+	case ready != nil:
+		set(ConditionSucceeded, metav1.ConditionTrue, ready.Reason, ready.Message)
+	case s.Phase.Closed():
+		set(ConditionSucceeded, metav1.ConditionFalse, reason, s.Message)
+	default:
+		set(ConditionSucceeded, metav1.ConditionUnknown, ReasonInProgress, "the released workloads are not back yet")
+	}
+
+	if s.Phase == v1alpha1.PhaseFailed || s.Phase == v1alpha1.PhasePaused || s.Reason == decide.ReasonReleaseFailed {
+		set(ConditionDegraded, metav1.ConditionTrue, reason, s.Message)
+	} else {
+		set(ConditionDegraded, metav1.ConditionFalse, reason, "no step is failing or held")
+	}
+}
+
+// firstEntry is the timeline's first entry of phase p, or nil.
+func firstEntry(tl []v1alpha1.PhaseTransition, p v1alpha1.Phase) *v1alpha1.PhaseTransition {
+	for i := range tl {
+		if tl[i].Phase == p {
+			return &tl[i]
+		}
+	}
+	return nil
 }

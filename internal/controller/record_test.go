@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -319,5 +320,95 @@ func TestRecordMessagesBounded(t *testing.T) {
 	}
 	if got := truncate("short", 10); got != "short" {
 		t.Errorf("truncate cut %q", got)
+	}
+}
+
+// cond is a condition as "Status/Reason", or "-" when absent.
+func cond(tk *v1alpha1.Takeover, typ string) string {
+	c := meta.FindStatusCondition(tk.Status.Conditions, typ)
+	if c == nil {
+		return "-"
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+// The summary conditions after each step: Progressing, Succeeded (what
+// kubectl wait --for=condition=Succeeded waits for), Degraded.
+func TestTakeoverConditions(t *testing.T) {
+	type after struct {
+		step                             string
+		progressing, succeeded, degraded string
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []after
+	}{{
+		name: "a takeover with a fence retry",
+		steps: []after{
+			{det, "True/LeaseExpired", "Unknown/InProgress", "False/LeaseExpired"},
+			{fencing, "True/FenceStarted", "Unknown/InProgress", "False/FenceStarted"},
+			{fenceFail, "False/FenceFailed", "Unknown/InProgress", "True/FenceFailed"},
+			{"Fencing/FenceStarted", "True/FenceStarted", "Unknown/InProgress", "False/FenceStarted"},
+			{fenced, "True/Fenced", "Unknown/InProgress", "False/Fenced"},
+			{"Fenced/ReleaseFailed", "True/ReleaseFailed", "Unknown/InProgress", "True/ReleaseFailed"},
+			{released, "True/Released", "Unknown/InProgress", "False/Released"},
+			{"WorkloadsReady/WorkloadsReady", "False/WorkloadsReady", "True/WorkloadsReady", "False/WorkloadsReady"},
+			{"WorkloadsReady/AwaitingReboot", "False/AwaitingReboot", "True/WorkloadsReady", "False/AwaitingReboot"},
+			{"Recovered/NodeRecovered", "False/NodeRecovered", "True/WorkloadsReady", "False/NodeRecovered"},
+		},
+	}, {
+		name: "workloads timed out",
+		steps: []after{
+			{det, "True/LeaseExpired", "Unknown/InProgress", "False/LeaseExpired"},
+			{fenced, "True/Fenced", "Unknown/InProgress", "False/Fenced"},
+			{released, "True/Released", "Unknown/InProgress", "False/Released"},
+			{"WorkloadsReady/WorkloadTimeout", "False/WorkloadTimeout", "True/WorkloadTimeout", "False/WorkloadTimeout"},
+		},
+	}, {
+		name: "held, then closed before release",
+		steps: []after{
+			{det, "True/LeaseExpired", "Unknown/InProgress", "False/LeaseExpired"},
+			{"Paused/StormGuard", "False/StormGuard", "Unknown/InProgress", "True/StormGuard"},
+			{"Paused/DryRun", "False/DryRun", "Unknown/InProgress", "True/DryRun"},
+			{"Recovered/HeartbeatResumed", "False/HeartbeatResumed", "False/HeartbeatResumed", "False/HeartbeatResumed"},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newRecordBed(t)
+			var succeededAt *metav1.Time
+			for _, a := range tc.steps {
+				b.steps(a.step)
+				tk := b.stored()
+				got := []string{cond(tk, ConditionProgressing), cond(tk, ConditionSucceeded), cond(tk, ConditionDegraded)}
+				if want := []string{a.progressing, a.succeeded, a.degraded}; !slices.Equal(got, want) {
+					t.Errorf("after %s: Progressing, Succeeded, Degraded = %v, want %v", a.step, got, want)
+				}
+				if d := meta.FindStatusCondition(tk.Status.Conditions, ConditionDegraded); d.Status == metav1.ConditionTrue && d.Message != tk.Status.Message {
+					t.Errorf("after %s: Degraded says %q, not the status' message %q", a.step, d.Message, tk.Status.Message)
+				}
+				s := meta.FindStatusCondition(tk.Status.Conditions, ConditionSucceeded)
+				switch {
+				case s.Status == metav1.ConditionTrue && succeededAt == nil:
+					succeededAt = &s.LastTransitionTime
+					if at := tk.PhaseTime(v1alpha1.PhaseWorkloadsReady); !at.Time.Equal(s.LastTransitionTime.Time) {
+						t.Errorf("Succeeded since %v, WorkloadsReady at %v", s.LastTransitionTime, at)
+					}
+				case succeededAt != nil && !s.LastTransitionTime.Equal(succeededAt):
+					t.Errorf("after %s: Succeeded's lastTransitionTime moved from %v to %v", a.step, succeededAt, s.LastTransitionTime)
+				}
+				if storm := cond(tk, "StormGuard"); (storm == "True/StormGuard") != (a.step == "Paused/StormGuard") {
+					t.Errorf("after %s: StormGuard %s", a.step, storm)
+				}
+			}
+		})
+	}
+}
+
+// status.podsMoved follows movedPods, for kubectl's Pods column.
+func TestPodsMovedCounted(t *testing.T) {
+	f := newFixture(t, statefulWorkload()...)
+	tk := f.toReleased()
+	if len(tk.Status.MovedPods) != 1 || tk.Status.PodsMoved != 1 {
+		t.Fatalf("movedPods %v, podsMoved %d; want one pod counted", tk.Status.MovedPods, tk.Status.PodsMoved)
 	}
 }
