@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +32,11 @@ pods with a ReadWriteOnce volume: the ones that stay down if the node fails),
 and its open Takeover with phase and elapsed time.
 
 With a NODE, show that node's stateful pods and the timeline of each of its
-Takeovers. With -n, count only the pods of that namespace.`,
+Takeovers. With -n, count only the pods of that namespace. With a NODE,
+-o svg draws each of its Takeovers (newest first) on a time axis from the
+node's last heartbeat seen to its workloads Ready: the downtime's parts as
+coloured bars, each timeline entry, each moved pod's downtime; -o html is a
+self-contained page with the same pictures and the tables.`,
 		Example: `  # all nodes
   liberator status
 
@@ -40,29 +45,47 @@ Takeovers. With -n, count only the pods of that namespace.`,
   liberator status -o json
 
   # one node's stateful pods and Takeover timelines
-  liberator status worker-1`,
+  liberator status worker-1
+
+  # the same Takeovers as a picture, to open in a browser
+  liberator status worker-1 -o html > worker-1.html`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeNodes(k),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			node := ""
+			if len(args) == 1 {
+				node = args[0]
+			}
 			switch o.output {
 			case "", "wide", "json", "yaml":
+			case "html", "svg":
+				if node == "" {
+					return fmt.Errorf("-o %s draws one node's Takeovers: give a NODE (liberator status NODE -o %s)", o.output, o.output)
+				}
 			default:
-				return fmt.Errorf("unknown output format %q: use wide, json or yaml", o.output)
+				return fmt.Errorf("unknown output format %q: use %s", o.output, formatList(statusFormats))
 			}
 			c, err := k.clients()
 			if err != nil {
 				return err
 			}
-			node := ""
-			if len(args) == 1 {
-				node = args[0]
-			}
 			return runStatus(cmd.Context(), s, c, k.namespace(), node, o.output)
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json or yaml")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: "+formatList(statusFormats)+" (html and svg: a picture of each Takeover of NODE)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(statusFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// statusFormats are the values of status -o.
+var statusFormats = []string{"wide", "json", "yaml", "html", "svg"}
+
+// formatList joins formats as "a, b or c".
+func formatList(formats []string) string {
+	if len(formats) < 2 {
+		return strings.Join(formats, "")
+	}
+	return strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
 }
 
 func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, output string) error {
@@ -83,6 +106,10 @@ func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, ou
 		return fmt.Errorf("node %q not found", node)
 	}
 	switch output {
+	case "html":
+		return writeNodeHTML(s.Out, snap.Now, rows[0], snap.Takeovers)
+	case "svg":
+		return writeNodeSVG(s.Out, snap.Now, node, snap.Takeovers)
 	case "json", "yaml":
 		return printDocument(s.Out, output, NodeDetail{Time: snap.Now.UTC(), Node: rows[0], Takeovers: snap.Takeovers})
 	case "wide":
