@@ -19,6 +19,8 @@ bin/staticcheck ./...
 bin/staticcheck -tags e2e ./...
 echo "verify: go vet and staticcheck of hack/imagebuild (own module)"
 (cd hack/imagebuild && go vet ./... && "$root/bin/staticcheck" ./...)
+echo "verify: go vet and staticcheck of hack/monitoring (own module)"
+(cd hack/monitoring && go vet ./... && "$root/bin/staticcheck" ./...)
 echo "verify: generated files"
 hack/verify-generated.sh
 echo "verify: configuration reference and chart values (hack/update-docs.sh)"
