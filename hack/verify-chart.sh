@@ -6,7 +6,10 @@
 #     config/default` give the same objects, and so do `--set
 #     mode=DaemonSet` and config/overlays/daemonset, and `--set
 #     agent.enabled=true` (with the peer key Secret the user creates) and
-#     config/overlays/agent (config/components/agent). Both sides go through
+#     config/overlays/agent (config/components/agent), and the monitoring
+#     objects (templates/monitoring.yaml with metrics.serviceMonitor,
+#     metrics.prometheusRule and metrics.dashboard enabled) and
+#     config/prometheus. Both sides go through
 #     hack/normalize-manifests (sorted, Helm-only labels dropped, the
 #     controller config compared as the controller reads it); a difference
 #     fails with a diff.
@@ -55,6 +58,8 @@ compare() { # name, kustomization, helm flags...
 compare default config/default
 compare daemonset config/overlays/daemonset --set mode=DaemonSet
 compare agent config/overlays/agent --set agent.enabled=true --set agent.peerKey.existingSecret=liberator-agent-peer
+compare monitoring config/prometheus --show-only templates/monitoring.yaml \
+	--set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true --set metrics.dashboard.enabled=true
 
 # 2. CRD copy and lint.
 if ! cmp -s config/crd/bases/liberator.dev_takeovers.yaml "$chart/crds/liberator.dev_takeovers.yaml"; then
