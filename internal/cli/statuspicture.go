@@ -318,7 +318,11 @@ func takeoverPicture(t *v1alpha1.Takeover, now time.Time) picture {
 		rows = append(rows, row)
 	}
 	if len(rows) > 0 {
-		p.Sections = append(p.Sections, picSection{Heading: "timeline", Rows: rows})
+		heading := "timeline"
+		if n := t.Status.TimelineDropped; n > 0 {
+			heading += " (" + droppedText(n) + " dropped)"
+		}
+		p.Sections = append(p.Sections, picSection{Heading: heading, Rows: rows})
 	}
 
 	// The moved pods, each down from the node's last heartbeat to its
@@ -671,8 +675,17 @@ func esc(s string) string {
 	return b.String()
 }
 
-// entryRepeats is how many times a timeline entry happened and when it last
-// did (nil for an entry that happened once).
+// droppedText is "1 older entry", "2 older entries".
+func droppedText(n int32) string {
+	if n == 1 {
+		return "1 older entry"
+	}
+	return fmt.Sprintf("%d older entries", n)
+}
+
+// entryRepeats is how many times a timeline entry happened (a retried
+// step is one entry with a count) and when it last did (nil for an entry
+// that happened once).
 func entryRepeats(p *v1alpha1.PhaseTransition) (int, *metav1.MicroTime) {
-	return 1, nil
+	return int(p.Times()), p.LastTime
 }

@@ -247,3 +247,72 @@ func TestTickStep(t *testing.T) {
 		}
 	}
 }
+
+// retried is a takeover whose IPMI fence failed 12 times over 2m40s
+// before it worked: the record keeps one Fencing and one Failed entry with
+// their counts (and dropped two older entries).
+func retried() *v1alpha1.Takeover {
+	sec := func(s float64) *metav1.MicroTime {
+		m := metav1.NewMicroTime(now.Add(time.Duration(s * float64(time.Second))))
+		return &m
+	}
+	return &v1alpha1.Takeover{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-2-20260314-120040"},
+		Spec:       v1alpha1.TakeoverSpec{NodeName: "db-2", FenceProvider: "fence-agent", Strategy: v1alpha1.StrategyOutOfServiceTaint},
+		Status: v1alpha1.TakeoverStatus{
+			Phase: v1alpha1.PhaseWorkloadsReady, LastHeartbeatSeen: sec(0), TimelineDropped: 2,
+			Timeline: []v1alpha1.PhaseTransition{
+				{Phase: v1alpha1.PhaseDetected, Time: *sec(40), Reason: "LeaseExpired"},
+				{Phase: v1alpha1.PhaseFencing, Time: *sec(40), Reason: "FenceStarted", Count: 13, LastTime: sec(200)},
+				{Phase: v1alpha1.PhaseFailed, Time: *sec(41), Reason: "FenceFailed", Message: "fence_ipmilan: connection timed out", Count: 12, LastTime: sec(190)},
+				{Phase: v1alpha1.PhaseFenced, Time: *sec(200.6), Reason: "Fenced"},
+				{Phase: v1alpha1.PhaseReleased, Time: *sec(200.8), Reason: "Released"},
+				{Phase: v1alpha1.PhaseWorkloadsReady, Time: *sec(202), Reason: "WorkloadsReady"},
+			},
+			MovedPods: []v1alpha1.MovedPod{{Namespace: "db", Name: "pg-0", OwnerKind: "StatefulSet", OwnerName: "pg", ReplacementNode: "db-3",
+				ScheduledTime: sec(200.9), ReadyTime: sec(202)}},
+		},
+	}
+}
+
+// A retried step is one bar from its first to its last time, labelled
+// with its count; the entries the cap dropped are counted.
+func TestStatusPictureRetries(t *testing.T) {
+	tk := retried()
+	p := takeoverPicture(tk, now.Add(time.Hour))
+	tl := p.Sections[0]
+	if tl.Heading != "timeline (2 older entries dropped)" {
+		t.Errorf("timeline heading %q", tl.Heading)
+	}
+	for i, want := range []struct {
+		label, text string
+		from, to   float64
+	}{
+		{"Fencing · FenceStarted (×13)", "×13, T+40.0s to T+3m20.0s", 40, 200},
+		{"Failed · FenceFailed (×12)", "×12, T+41.0s to T+3m10.0s", 41, 190},
+	} {
+		row := tl.Rows[i+1]
+		if row.Label != want.label || len(row.Bars) != 1 || len(row.Marks) != 0 {
+			t.Errorf("row %d: %+v, want %q with one bar", i+1, row, want.label)
+			continue
+		}
+		b := row.Bars[0]
+		if b.Colour != colourRetry || b.Text != want.text || !b.From.Equal(now.Add(seconds(want.from))) || !b.To.Equal(now.Add(seconds(want.to))) {
+			t.Errorf("row %q: bar %+v, want %q from T+%gs to T+%gs", row.Label, b, want.text, want.from, want.to)
+		}
+	}
+	// The fence part runs from detection to Fenced, over all the retries.
+	if f := p.Parts[1]; f.Colour != colourFence || f.Text != "fence 2m40.6s" && f.Text != "fence 160.6s" {
+		t.Errorf("fence part %+v", f)
+	}
+	var page bytes.Buffer
+	if err := writeNodeHTML(&page, now.Add(time.Hour), NodeStatus{Name: "db-2"}, []v1alpha1.Takeover{*tk}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `<td>Fencing</td><td>2026-03-14T12:00:40.000Z</td><td class="n">T+40.0s to T+3m20.0s</td><td class="n">13</td>`) {
+		t.Errorf("the page's timeline table does not show the Fencing entry's count and span:\n%s", page.String())
+	}
+	if !strings.Contains(page.String(), "2 older entries of the timeline were dropped") {
+		t.Errorf("the page does not say entries were dropped")
+	}
+}

@@ -84,6 +84,13 @@ func takeoverHTML(b *strings.Builder, p picture, t *v1alpha1.Takeover) {
 			esc(string(e.Phase)), e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), esc(at), n, esc(orDash(e.Reason)), esc(oneLine(e.Message)))
 	}
 	b.WriteString("</table>\n")
+	if n := t.Status.TimelineDropped; n > 0 {
+		verb := "were"
+		if n == 1 {
+			verb = "was"
+		}
+		fmt.Fprintf(b, "<p>%s of the timeline %s dropped to keep the record small (the oldest repeated steps).</p>\n", droppedText(n), verb)
+	}
 	if len(t.Status.MovedPods) > 0 {
 		b.WriteString("<h2>Moved pods</h2>\n<table>\n<tr><th>pod</th><th>owner</th><th>replacement</th><th>node</th><th>scheduled</th><th>Ready</th><th>down</th></tr>\n")
 		for i := range t.Status.MovedPods {
