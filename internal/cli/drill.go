@@ -38,6 +38,7 @@ type drillOptions struct {
 	probeInterval   time.Duration
 	timeout         time.Duration
 	reportJSON      string
+	reportHTML      string
 	configPath      string
 	configNamespace string
 }
@@ -65,10 +66,12 @@ The trigger is one of:
 
 With --probe HOST:PORT a TCP connection is attempted every --probe-interval
 (for a Service, through 'kubectl port-forward'), and the report gives the
-client-visible downtime. The report goes to standard output, and with
---report-json to a file as JSON. The exit code is non-zero if the workloads
-were not Ready elsewhere within --timeout. The node is left off: power it on
-and the controller recovers it.
+client-visible downtime. The report goes to standard output, with
+--report-json to a file as JSON, and with --report-html to a page that draws
+the Takeover on a time axis (as status NODE -o html) with the trigger, the
+probe's downtime and when each pod was seen Ready. The exit code is non-zero
+if the workloads were not Ready elsewhere within --timeout. The node is left
+off: power it on and the controller recovers it.
 
 It asks for confirmation (type the node's name) unless --yes is given.`,
 		Example: `  # on the local test bed (make demo-up), with the controller running
@@ -77,7 +80,7 @@ It asks for confirmation (type the node's name) unless --yes is given.`,
 
   # on a staging cluster whose nodes have a power fence class, probing MySQL
   kubectl port-forward svc/mysql 3306:3306 &
-  liberator drill db-2 --probe 127.0.0.1:3306 --report-json drill.json`,
+  liberator drill db-2 --probe 127.0.0.1:3306 --report-json drill.json --report-html drill.html`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeNodes(k),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -109,6 +112,7 @@ It asks for confirmation (type the node's name) unless --yes is given.`,
 	f.DurationVar(&o.probeInterval, "probe-interval", 200*time.Millisecond, "time between probe connections (also each connection's timeout)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the workloads are not Ready elsewhere after this long")
 	f.StringVar(&o.reportJSON, "report-json", "", "also write the report as JSON to this file")
+	f.StringVar(&o.reportHTML, "report-html", "", "also write the report as a page to this file: the Takeover drawn on a time axis, with the trigger and the probe")
 	f.StringVar(&o.configPath, "config", "", "the controller's config file (default: the ConfigMap liberator-config in --controller-namespace)")
 	f.StringVar(&o.configNamespace, "controller-namespace", defaultConfigNamespace, "the controller's namespace: its ConfigMap liberator-config and its fence credentials Secrets")
 	return cmd

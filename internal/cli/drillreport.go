@@ -263,7 +263,7 @@ func printDrillReport(w io.Writer, r DrillReport) error {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// report writes the report, and the JSON file when asked; an incomplete
+// report writes the report, and the JSON and HTML files when asked; an incomplete
 // drill is an error.
 func (d *drillRun) report() error {
 	ob := &d.ob
@@ -291,6 +291,9 @@ func (d *drillRun) report() error {
 	if err := writeReportJSON(d.o.reportJSON, rep); err != nil {
 		return err
 	}
+	if err := writeReportHTML(d.o.reportHTML, rep, ob.takeover); err != nil {
+		return err
+	}
 	if !rep.Complete {
 		if rep.Problem == "" {
 			rep.Problem = "the takeover did not complete"
@@ -310,6 +313,98 @@ func writeReportJSON(path string, rep DrillReport) error {
 		return err
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write the report: %w", err)
+	}
+	return nil
+}
+
+// drillPicture is the picture of the drill's Takeover (see
+// takeoverPicture) with what the drill saw on this machine's clock: the
+// moment the trigger returned, the probe's client-visible downtime and
+// when each stateful pod was seen Ready elsewhere. The axis grows to hold
+// them; its zero stays the Takeover's.
+func drillPicture(r DrillReport, t *v1alpha1.Takeover) picture {
+	p := takeoverPicture(t, r.FinishedAt)
+	p.Title = fmt.Sprintf("Drill of node %s: Takeover %s", r.Node, t.Name)
+	widen := func(at time.Time) {
+		if at.IsZero() {
+			return
+		}
+		if at.Before(p.Start) {
+			p.Start = at
+		}
+		if at.After(p.End) {
+			p.End = at
+		}
+	}
+	widen(r.TriggeredAt)
+	p.Lines = append(p.Lines, picLine{At: r.TriggeredAt, Label: "trigger"})
+	var rows []picRow
+	if pr := r.Probe; pr != nil && pr.FirstFailure != nil {
+		widen(*pr.FirstFailure)
+		row := picRow{Label: "probe " + pr.Address, Tooltip: fmt.Sprintf("probe %s: %d of %d connections every %dms failed", pr.Address, pr.Failures, pr.Attempts, pr.IntervalMillis)}
+		bar := picBar{From: *pr.FirstFailure, Colour: colourProbe, Tooltip: row.Tooltip}
+		if pr.Restored != nil {
+			widen(*pr.Restored)
+			bar.To = *pr.Restored
+			bar.Text = "client-visible downtime " + secondsText(pr.Restored.Sub(*pr.FirstFailure))
+			bar.Short = secondsText(pr.Restored.Sub(*pr.FirstFailure))
+		} else {
+			bar.To, bar.Faint, bar.Text = r.FinishedAt, true, "not answering at the end"
+			widen(r.FinishedAt)
+		}
+		row.Bars = append(row.Bars, bar)
+		rows = append(rows, row)
+	}
+	for _, pod := range r.Pods {
+		if pod.ObservedReadySeconds == nil {
+			continue
+		}
+		at := r.TriggeredAt.Add(seconds(*pod.ObservedReadySeconds))
+		widen(at)
+		label := pod.Namespace + "/" + pod.Name + " seen Ready"
+		rows = append(rows, picRow{Label: label, Tooltip: label + " on " + orDash(pod.To),
+			Marks: []picMark{{At: at, Colour: colourMarker, Text: "T" + offset(at.Sub(p.Origin)), Tooltip: label}}})
+	}
+	if len(rows) > 0 {
+		p.Sections = append(p.Sections, picSection{Heading: "seen by the drill (this machine's clock)", Rows: rows})
+	}
+	p.Legend = append(p.Legend, picLegend{Colour: colourProbe, Text: "probe: client-visible downtime"})
+	return p
+}
+
+// writeDrillHTML writes the report as a page: the picture of the drill's
+// Takeover, its tables, and what the drill measured.
+func writeDrillHTML(out io.Writer, r DrillReport, t *v1alpha1.Takeover) error {
+	var b strings.Builder
+	htmlPage(&b, "liberator drill "+r.Node)
+	fmt.Fprintf(&b, "<h1>Drill of node %s</h1>\n<p>%s: %s; triggered at %s (the trigger took %.1fs), finished at %s</p>\n", esc(r.Node), esc(r.Method), esc(r.Trigger),
+		r.TriggeredAt.UTC().Format("2006-01-02T15:04:05.000Z"), r.TriggerSeconds, r.FinishedAt.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if t == nil {
+		b.WriteString("<p>No Takeover was opened for the node.</p>\n")
+	} else {
+		takeoverHTML(&b, drillPicture(r, t), t)
+	}
+	var text strings.Builder
+	if err := printDrillReport(&text, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "<h2>Report</h2>\n<pre>%s</pre>\n", esc(strings.TrimLeft(text.String(), "\n")))
+	b.WriteString(htmlEnd)
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+// writeReportHTML writes the report's page to path, if one is given.
+func writeReportHTML(path string, rep DrillReport, t *v1alpha1.Takeover) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	if err := writeDrillHTML(&b, rep, t); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
 	return nil
