@@ -34,6 +34,7 @@ func Default() *Config {
 		HealthAddr:         ":8081",
 		WorkloadTimeout:    Duration{10 * time.Minute},
 		FenceCheckInterval: Duration{time.Minute},
+		Retention:          Retention{PerNode: 5, Total: 100},
 	}
 }
 

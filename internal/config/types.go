@@ -116,6 +116,22 @@ type Config struct {
 	// is checked (the provider's status against its BMC) and published as
 	// the node condition FenceReady; "0s" turns the check off.
 	FenceCheckInterval Duration `json:"fenceCheckInterval"`
+	// Retention bounds the closed (Recovered) Takeovers kept as the record
+	// of past incidents; the leader deletes the oldest beyond it. An open
+	// Takeover is never deleted.
+	Retention Retention `json:"retention"`
+}
+
+// Retention bounds the closed Takeovers kept, oldest deleted first (by the
+// time each was closed).
+type Retention struct {
+	// PerNode is how many closed Takeovers of each node are kept.
+	PerNode int `json:"perNode"`
+	// Total is how many closed Takeovers are kept across all nodes.
+	Total int `json:"total"`
+	// MaxAge deletes a closed Takeover this long after it closed, whatever
+	// the counts; "0s" keeps them regardless of age.
+	MaxAge Duration `json:"maxAge"`
 }
 
 // Fencing maps node classes to fence providers. The first class whose

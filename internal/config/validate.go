@@ -47,6 +47,7 @@ func (c *Config) check() problems {
 	c.validateFencing(&p)
 	c.validateRetry(&p)
 	c.validateLeaderElection(&p)
+	c.validateRetention(&p)
 	c.validateNames(&p)
 	return p
 }
@@ -171,5 +172,19 @@ func (c *Config) validateLeaderElection(p *problems) {
 	}
 	if !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration && le.RetryPeriod.Duration > 0) {
 		p.add("leaderElection", fmt.Sprintf("%v/%v/%v", le.LeaseDuration.Duration, le.RenewDeadline.Duration, le.RetryPeriod.Duration), "need leaseDuration > renewDeadline > retryPeriod > 0")
+	}
+}
+
+// validateRetention checks the bounds on closed Takeovers.
+func (c *Config) validateRetention(p *problems) {
+	r := c.Retention
+	if r.PerNode < 1 {
+		p.add("retention.perNode", r.PerNode, "must be at least 1: a node's last closed Takeover is the record of its last incident")
+	}
+	if r.Total < 1 {
+		p.add("retention.total", r.Total, "must be at least 1")
+	}
+	if r.MaxAge.Duration < 0 {
+		p.add("retention.maxAge", r.MaxAge.Duration, "must be a duration such as \"720h\", or \"0s\" to keep closed Takeovers regardless of age")
 	}
 }

@@ -98,6 +98,9 @@ type Controller struct {
 	slots  fenceSlots
 	seenMu sync.Mutex
 	seen   map[string]time.Time
+
+	// closedOne asks the retention loop for a pass (retention.go).
+	closedOne chan struct{}
 }
 
 // New builds the controller and its informers; Start runs the informers and
@@ -113,7 +116,7 @@ func New(o Options) (*Controller, error) {
 	c := &Controller{
 		cfg: o.Config, kube: o.Kube, client: o.Client, clock: o.Clock, m: o.Metrics, recorder: o.Recorder,
 		log: o.Log, fencer: o.Fencer, workers: o.Workers, tick: o.Tick, stepTO: o.StepTimeout, replWait: o.ReplacementWait,
-		selector: sel,
+		selector: sel, closedOne: make(chan struct{}, 1),
 	}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
@@ -244,6 +247,7 @@ func (c *Controller) Run(ctx context.Context) {
 		})
 	}
 	wg.Go(func() { c.runFenceChecks(ctx) })
+	wg.Go(func() { c.runRetention(ctx) })
 	ticker := c.clock.NewTicker(c.tick)
 	defer ticker.Stop()
 	for {

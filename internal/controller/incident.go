@@ -131,6 +131,7 @@ func (c *Controller) transition(ctx context.Context, t *v1alpha1.Takeover, s ste
 	}
 	if s.phase.Closed() {
 		c.forgetSeen(t)
+		c.noteClosed()
 	}
 	if s.log != "" {
 		kv := append([]any{"node", t.Spec.NodeName, "takeover", t.Name, "phase", s.phase, "reason", s.reason, "message", s.message}, s.kv...)
