@@ -21,7 +21,7 @@ func TestShippedRBACIsLeastPrivilege(t *testing.T) {
 		t.Fatalf("shipped config: %v", err)
 	}
 	want := map[string]bool{}
-	for _, p := range Permissions(cfg.LeaderElection.Namespace, cfg.LeaderElection.Name) {
+	for _, p := range append(Permissions(cfg.LeaderElection.Namespace, cfg.LeaderElection.Name), MetricsAuthPermissions()...) {
 		want[key(p.Group, p.Resource, p.Verb, p.Namespace, p.Name)] = true
 	}
 	got := map[string]bool{}

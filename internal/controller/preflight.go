@@ -44,7 +44,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("", "pods", "", "", "observe pods, force-delete a fenced node's pods", "list", "watch", "delete")
 	add("storage.k8s.io", "volumeattachments", "", "", "observe and delete a fenced node's VolumeAttachments", "list", "watch", "delete")
 	add("", "events", "", "", "events on nodes and workloads", "create", "patch")
-	add(v1alpha1.GroupVersion.Group, "takeovers", "", "", "incident records; delete closed ones beyond retention", "get", "list", "watch", "create", "delete")
+	add(v1alpha1.GroupVersion.Group, "takeovers", "", "", "incident records", "get", "list", "watch", "create")
 	add(v1alpha1.GroupVersion.Group, "takeovers/status", "", "", "incident state", "update")
 	add("coordination.k8s.io", "leases", release.NodeLeaseNamespace, "", "node heartbeats", "get", "list", "watch")
 	add("coordination.k8s.io", "leases", leaderNamespace, leaderName, "leader election", "get", "update")
@@ -52,6 +52,27 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("coordination.k8s.io", "leases", leaderNamespace, "", "liberator agents' Leases: watch them, write fence requests (agent fence provider)", "get", "list", "watch", "patch")
 	add("", "secrets", leaderNamespace, "", "BMC credentials of the fence classes (credentialsSecret), read when needed", "get")
 	return p
+}
+
+// MetricsAuthPermissions are what --metrics-secure needs: the API server
+// authenticates each scraper's token and authorizes its request.
+func MetricsAuthPermissions() []Permission {
+	return []Permission{
+		{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create", Why: "--metrics-secure: authenticate a scraper's token"},
+		{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create", Why: "--metrics-secure: authorize a scraper's request"},
+	}
+}
+
+// PreflightMetricsAuth checks that MetricsAuthPermissions are granted.
+func PreflightMetricsAuth(ctx context.Context, kube kubernetes.Interface) error {
+	missing, err := missingPermissions(ctx, kube, MetricsAuthPermissions())
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("RBAC forbids what --metrics-secure needs: %s; apply config/rbac (kubectl apply -k config/default) or the Helm chart", strings.Join(missing, "; "))
+	}
+	return nil
 }
 
 func (p Permission) String() string {
@@ -81,19 +102,9 @@ func Preflight(ctx context.Context, kube kubernetes.Interface, leaderNamespace, 
 	if err != nil {
 		return fmt.Errorf("cannot reach the API server to check the Takeover CRD: %w", err)
 	}
-	var missing []string
-	for _, p := range Permissions(leaderNamespace, leaderName) {
-		r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Group: p.Group, Resource: strings.Split(p.Resource, "/")[0], Subresource: subresource(p.Resource), Verb: p.Verb, Namespace: p.Namespace, Name: p.Name,
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("cannot check permissions (SelfSubjectAccessReview): %w", err)
-		}
-		if !r.Status.Allowed {
-			missing = append(missing, p.String()+" ("+p.Why+")")
-		}
+	missing, err := missingPermissions(ctx, kube, Permissions(leaderNamespace, leaderName))
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		what := strings.Join(missing, "; ")
@@ -103,6 +114,26 @@ func Preflight(ctx context.Context, kube kubernetes.Interface, leaderNamespace, 
 		return fmt.Errorf("RBAC forbids what the controller needs: %s; apply config/rbac (kubectl apply -k config/default) or the Helm chart", what)
 	}
 	return nil
+}
+
+// missingPermissions returns the permissions of ps not granted, each with
+// what needs it.
+func missingPermissions(ctx context.Context, kube kubernetes.Interface, ps []Permission) ([]string, error) {
+	var missing []string
+	for _, p := range ps {
+		r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Group: p.Group, Resource: strings.Split(p.Resource, "/")[0], Subresource: subresource(p.Resource), Verb: p.Verb, Namespace: p.Namespace, Name: p.Name,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("cannot check permissions (SelfSubjectAccessReview): %w", err)
+		}
+		if !r.Status.Allowed {
+			missing = append(missing, p.String()+" ("+p.Why+")")
+		}
+	}
+	return missing, nil
 }
 
 func hasResource(list []metav1.APIResource, name string) bool {

@@ -40,6 +40,13 @@ type Options struct {
 	// releases wait on the client side).
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// MetricsSecure serves /metrics over HTTPS to the requests the API
+	// server authenticates (TokenReview) and authorizes
+	// (SubjectAccessReview); MetricsCertFile and MetricsKeyFile hold its
+	// certificate, self-signed at start when both are empty.
+	MetricsSecure   bool
+	MetricsCertFile string
+	MetricsKeyFile  string
 
 	// Version is the build's version, for the log and the user agent;
 	// Revision its VCS revision. Both label liberator_build_info.
@@ -67,6 +74,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthAddr, "health-addr", "", "overrides healthAddr")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 50, "requests per second the controller may send to the API server")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "requests the controller may send in a burst above --kube-api-qps")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve /metrics over HTTPS, only to a bearer token the API server authenticates whose user may get /metrics (the ClusterRole liberator-metrics-reader)")
+	fs.StringVar(&o.MetricsCertFile, "metrics-cert-file", "", "PEM certificate of the --metrics-secure endpoint, read again when it changes (a self-signed one is made at start when empty)")
+	fs.StringVar(&o.MetricsKeyFile, "metrics-key-file", "", "PEM private key of --metrics-cert-file")
 }
 
 // Load reads the config file and applies the flags of fs that were set.
@@ -76,6 +86,9 @@ func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1 (got %g and %d)", o.KubeAPIQPS, o.KubeAPIBurst)
+	}
+	if (o.MetricsCertFile == "") != (o.MetricsKeyFile == "") || (o.MetricsCertFile != "" && !o.MetricsSecure) {
+		return nil, fmt.Errorf("--metrics-cert-file and --metrics-key-file go together, with --metrics-secure")
 	}
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {

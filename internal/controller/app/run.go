@@ -65,7 +65,10 @@ func Run(parent context.Context, o *Options, cfg *config.Config) error {
 
 	r := &runner{ctx: ctx, stop: stop, log: log, cfg: cfg, c: c, kube: cl.kube, recorder: recorder,
 		watchdog: leaderelection.NewLeaderHealthzAdaptor(20 * time.Second), serveErr: make(chan error, 2)}
-	shutdownServers := r.serve(m)
+	shutdownServers, err := r.serve(m, o)
+	if err != nil {
+		return err
+	}
 	defer shutdownServers()
 	if err := c.Start(ctx); err != nil {
 		return err
