@@ -44,7 +44,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("", "pods", "", "", "observe pods, force-delete a fenced node's pods", "list", "watch", "delete")
 	add("storage.k8s.io", "volumeattachments", "", "", "observe and delete a fenced node's VolumeAttachments", "list", "watch", "delete")
 	add("", "events", "", "", "events on nodes and workloads", "create", "patch")
-	add(v1alpha1.GroupVersion.Group, "takeovers", "", "", "incident records", "get", "list", "watch", "create")
+	add(v1alpha1.GroupVersion.Group, "takeovers", "", "", "incident records; delete closed ones beyond retention", "get", "list", "watch", "create", "delete")
 	add(v1alpha1.GroupVersion.Group, "takeovers/status", "", "", "incident state", "update")
 	add("coordination.k8s.io", "leases", release.NodeLeaseNamespace, "", "node heartbeats", "get", "list", "watch")
 	add("coordination.k8s.io", "leases", leaderNamespace, leaderName, "leader election", "get", "update")
