@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned test-bed binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd, kwok, kwokctl, and promtool for the alert rule tests)
-# from the Go module proxy and caches them outside the work tree. Rebuilds
-# only when a pin (go.mod/go.sum) changes.
+# kube-scheduler, etcd, kwok, kwokctl, kubectl for the e2e checks of what
+# `kubectl describe`, `get` and `wait` show, and promtool for the alert rule
+# tests) from the Go module proxy and caches them outside the work tree.
+# Rebuilds only when a pin (go.mod/go.sum) changes.
 #
 # Prints the directory holding the binaries on its last line of stdout.
 # Progress goes to stderr.
@@ -47,5 +48,6 @@ build kwok kwokctl sigs.k8s.io/kwok/cmd/kwokctl "-X sigs.k8s.io/kwok/pkg/consts.
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kv"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kv"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kv"
+build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kv"
 build prometheus promtool github.com/prometheus/prometheus/cmd/promtool ""
 echo "$bin"
