@@ -56,6 +56,10 @@ type DrillPhase struct {
 	Time                time.Time `json:"time"`
 	SinceTriggerSeconds float64   `json:"sinceTriggerSeconds"`
 	ObservedSeconds     *float64  `json:"observedSeconds,omitempty"`
+	// Count and LastTime are the timeline entry's: a step entered Count
+	// times (when more than once), last at LastTime; Time is the first.
+	Count    int32     `json:"count,omitempty"`
+	LastTime time.Time `json:"lastTime,omitzero"`
 }
 
 // DrillPod is one stateful pod of the node.
@@ -130,7 +134,8 @@ func buildDrillReport(ob drillObservation) DrillReport {
 	if t := ob.takeover; t != nil {
 		r.Takeover, r.Strategy, r.FenceProvider = t.Name, string(t.Spec.Strategy), t.Spec.FenceProvider
 		for i, p := range t.Status.Timeline {
-			dp := DrillPhase{Phase: string(p.Phase), Reason: p.Reason, Message: p.Message, Time: p.Time.Time, SinceTriggerSeconds: p.Time.Sub(t0).Seconds()}
+			dp := DrillPhase{Phase: string(p.Phase), Reason: p.Reason, Message: p.Message, Time: p.Time.Time, SinceTriggerSeconds: p.Time.Sub(t0).Seconds(),
+				Count: p.Count, LastTime: lastTime(p)}
 			if at, ok := ob.seen[i]; ok {
 				dp.ObservedSeconds = secondsSince(at, t0)
 			}
@@ -206,7 +211,7 @@ func printDrillReport(w io.Writer, r DrillReport) error {
 			if p.ObservedSeconds != nil {
 				seen = offset(seconds(*p.ObservedSeconds))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Phase, p.Time.UTC().Format(time.RFC3339), offset(seconds(p.SinceTriggerSeconds)), seen, orDash(p.Reason))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", phaseLabel(p.Phase, p.Count, p.LastTime), p.Time.UTC().Format(time.RFC3339), offset(seconds(p.SinceTriggerSeconds)), seen, orDash(p.Reason))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

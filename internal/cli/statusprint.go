@@ -75,6 +75,28 @@ func printNodeDetail(w io.Writer, now time.Time, ns NodeStatus, tks []v1alpha1.T
 	return nil
 }
 
+// phaseLabel is a timeline entry's phase; for a step entered more than
+// once, with its count and when it was last entered: "Failed ×1000 (last
+// 12:03:04)". TIME is when it was first entered.
+func phaseLabel(phase string, times int32, last time.Time) string {
+	if times <= 1 {
+		return phase
+	}
+	s := fmt.Sprintf("%s ×%d", phase, times)
+	if !last.IsZero() {
+		s += " (last " + last.UTC().Format(time.TimeOnly) + ")"
+	}
+	return s
+}
+
+// lastTime is a repeated timeline entry's last time, or the zero time.
+func lastTime(p v1alpha1.PhaseTransition) time.Time {
+	if p.LastTime == nil {
+		return time.Time{}
+	}
+	return p.LastTime.Time
+}
+
 // printTimeline writes one Takeover: its phases with their times relative
 // to detection, and the pods it moved.
 func printTimeline(w io.Writer, now time.Time, t *v1alpha1.Takeover) error {
@@ -100,10 +122,13 @@ func printTimeline(w io.Writer, now time.Time, t *v1alpha1.Takeover) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  PHASE\tTIME\tT+\tREASON\tMESSAGE")
 	for _, p := range t.Status.Timeline {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Phase, p.Time.UTC().Format(time.RFC3339), offset(p.Time.Sub(start)), orDash(p.Reason), oneLine(p.Message))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", phaseLabel(string(p.Phase), p.Times(), lastTime(p)), p.Time.UTC().Format(time.RFC3339), offset(p.Time.Sub(start)), orDash(p.Reason), oneLine(p.Message))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if n := t.Status.TimelineDropped; n > 0 {
+		fmt.Fprintf(w, "  (the timeline keeps at most 32 entries: %d older ones of repeated steps were dropped)\n", n)
 	}
 	if len(t.Status.MovedPods) > 0 {
 		tw = newTable(w)
