@@ -21,7 +21,10 @@
 //	                                 removed, incident closed
 //
 // Every phase change goes through transition (incident.go), which writes
-// the status, the timeline, the log line, the event and the metric together.
+// the status, the timeline, the log line, the event and the metric together;
+// record.go keeps the timeline bounded (retries counted, a cap, short
+// messages) and sets the Progressing, Succeeded and Degraded conditions, and
+// retention.go deletes closed Takeovers beyond the configured retention.
 // The agent fence provider is agentfence.go, on the view of the agent
 // Leases that agents.go keeps (L, acknowledgements, Q); its release
 // instants are decide.AgentFenced.
