@@ -19,7 +19,7 @@ const MaxFileSize = 1 << 20
 
 // maxValues bounds the values of a file the decoder visits (an alias
 // counts each time it is used), so that no file makes it run long.
-const maxValues = 100_000
+const maxValues = 300_000
 
 // decoder reads a YAML file into a Config strictly: every key must be the
 // JSON name of a field exactly (case included), every value of the field's
@@ -28,8 +28,11 @@ const maxValues = 100_000
 // and the fields within them, which would only repeat the same problem.
 type decoder struct {
 	err    *Error
-	failed []string
-	values int
+	failed map[string]bool
+	// holdsFailed are the fields that hold a refused one.
+	holdsFailed map[string]bool
+	values      int
+	fields      map[reflect.Type]map[string]int
 }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
@@ -38,13 +41,21 @@ func (d *decoder) problem(line int, field, format string, args ...any) {
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.problem(n.Line, path, format, args...)
-	d.failed = append(d.failed, path)
+	d.markFailed(path)
+}
+
+// markFailed notes that the value of path was refused.
+func (d *decoder) markFailed(path string) {
+	d.failed[path] = true
+	for p := parent(path); p != "" && !d.holdsFailed[p]; p = parent(p) {
+		d.holdsFailed[p] = true
+	}
 }
 
 // hasFailed reports whether field, or a field holding it, was refused.
 func (d *decoder) hasFailed(field string) bool {
-	for _, f := range d.failed {
-		if under(field, f) {
+	for ; field != ""; field = parent(field) {
+		if d.failed[field] {
 			return true
 		}
 	}
@@ -54,7 +65,8 @@ func (d *decoder) hasFailed(field string) bool {
 // decodeFile parses b, a whole file, over c. It returns the problems of the
 // file as it is written (nil when none) and the line of each field.
 func decodeFile(b []byte, c *Config) (*decoder, map[string]int) {
-	d := &decoder{err: &Error{lines: map[string]int{}}}
+	d := &decoder{err: &Error{lines: map[string]int{}}, failed: map[string]bool{}, holdsFailed: map[string]bool{},
+		fields: map[reflect.Type]map[string]int{}}
 	if len(b) > MaxFileSize {
 		d.problem(0, "", "the file has %d bytes, more than a ConfigMap holds (%d)", len(b), MaxFileSize)
 		return d, nil
@@ -247,7 +259,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, path, "want a mapping of fields, got %s", got(n))
 		return
 	}
-	fields := jsonFields(v.Type())
+	fields := d.fields[v.Type()]
+	if fields == nil {
+		fields = jsonFields(v.Type())
+		d.fields[v.Type()] = fields
+	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -291,7 +307,7 @@ func (d *decoder) unknown(k *yaml.Node, path, name string, fields map[string]int
 	hint := ""
 	if s := suggest(name, fields); s != "" {
 		hint = fmt.Sprintf(" (did you mean %q?)", s)
-		d.failed = append(d.failed, join(path, s))
+		d.markFailed(join(path, s))
 	}
 	d.problem(k.Line, path, "unknown field %q%s", cut(name, maxValueLen), hint)
 }

@@ -64,10 +64,18 @@ func Parse(b []byte, c *Config) error {
 // was refused: the field itself, a field within it or holding it, or a rule
 // naming it.
 func (d *decoder) related(fe *FieldError) bool {
-	for _, f := range d.failed {
-		if under(fe.Field, f) || under(f, fe.Field) || strings.Contains(fe.Want, f) {
+	if d.hasFailed(fe.Field) || d.holdsFailed[fe.Field] {
+		return true
+	}
+	for _, w := range strings.FieldsFunc(fe.Want, notPathRune) {
+		if d.failed[w] {
 			return true
 		}
 	}
 	return false
+}
+
+// notPathRune reports whether r cannot be part of a field path.
+func notPathRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".[]_-", r))
 }

@@ -109,11 +109,6 @@ func parent(path string) string {
 	return path[:i]
 }
 
-// under reports whether path is field or a field within it.
-func under(path, field string) bool {
-	return path == field || strings.HasPrefix(path, field) && (path[len(field)] == '.' || path[len(field)] == '[')
-}
-
 // sortByLine orders the problems as the file does: those of the file as a
 // whole first.
 func (e *Error) sortByLine() {

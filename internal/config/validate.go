@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // FieldError names the field that is wrong, the bad value and the fix.
@@ -96,7 +95,7 @@ func (c *Config) validateSelection(p *problems) {
 	if c.MaxConcurrent < 1 {
 		p.add("maxConcurrent", c.MaxConcurrent, "must be at least 1")
 	}
-	if _, err := labels.Parse(c.NodeSelector); err != nil {
+	if _, err := parseSelector(c.NodeSelector); err != nil {
 		p.add("nodeSelector", c.NodeSelector, "must be a label selector such as \"role=db\": "+err.Error())
 	}
 	if c.OptOutLabel == "" {
@@ -123,7 +122,7 @@ func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool)
 		p.add(f+".name", fc.Name, "fence class names must be unique")
 	}
 	names[fc.Name] = true
-	if sel, err := labels.Parse(fc.NodeSelector); err != nil {
+	if sel, err := parseSelector(fc.NodeSelector); err != nil {
 		p.add(f+".nodeSelector", fc.NodeSelector, "must be a label selector: "+err.Error())
 	} else if key := kubeletSettableKey(sel); key != "" {
 		p.add(f+".nodeSelector", fc.NodeSelector, fmt.Sprintf("label key %q can be set by the node's own kubelet, so a node could choose its own fence class; use a key under %s (such as %sliberator-fence), which NodeRestriction keeps kubelets from setting, or nodeNames", key, ProtectedLabelPrefix, ProtectedLabelPrefix))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -85,4 +86,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// maxSelectorLen bounds a label selector: longer ones are refused before
+// they are parsed.
+const maxSelectorLen = 4096
+
+// parseSelector parses a label selector of at most maxSelectorLen bytes.
+func parseSelector(s string) (labels.Selector, error) {
+	if len(s) > maxSelectorLen {
+		return nil, fmt.Errorf("it has %d bytes, more than %d", len(s), maxSelectorLen)
+	}
+	return labels.Parse(s)
 }
