@@ -886,13 +886,42 @@ The controller reads one file, a ` + "`ControllerConfig`" + `:
 - installed with Helm, the same fields sit under ` + "`config:`" + ` in the chart's values
   (` + "`charts/liberator/values.yaml`" + `), and the chart writes the ConfigMap.
 
-A field left out takes its default. Unknown fields are errors. The
-controller checks the whole file when it starts and, when something is wrong,
-exits with one line per problem, naming the field, the bad value and what is
-expected, for example:
+A field left out takes its default. The file is read strictly, so that it
+cannot be misread:
+
+- it starts with ` + "`apiVersion: config.liberator.dev/v1alpha1`" + ` and ` + "`kind: ControllerConfig`" + `;
+- keys are the field names below, exactly: ` + "`MaxConcurrent:`" + ` is an unknown field
+  (the message suggests ` + "`maxConcurrent`" + `), as is any misspelt key;
+- each value has its field's type: a duration is a string such as ` + "`\"30s\"`" + `, a
+  boolean ` + "`true`" + ` or ` + "`false`" + ` (not ` + "`yes`" + `), a count a whole number; a key
+  without a value is an error (leave the key out for the default);
+- the file holds one YAML document: a second one (after ` + "`---`" + `) is refused, not
+  ignored; an empty file, one of comments only, ` + "`null`" + ` or ` + "`{}`" + ` is refused (run
+  without ` + "`--config`" + ` for the defaults);
+- names are checked where they name Kubernetes objects or appear in them:
+  fence class names are DNS labels, node names, the Lease's name and Secret
+  names DNS subdomains; ` + "`metricsAddr`" + ` and ` + "`healthAddr`" + ` are ` + "`host:port`" + `, and differ.
+
+The controller checks the whole file when it starts and, when something is
+wrong, exits naming the line, the field, the bad value and what is expected:
 
 ` + "```" + `
-liberator: config /etc/liberator/config.yaml: fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, agent, wait, none
+liberator: config /etc/liberator/config.yaml: line 14: fencing.classes[0].provider: invalid value "ipmi": must be one of fence-agent, redfish, agent, wait, none
+` + "```" + `
+
+Several problems are counted and listed one per line, at most ten, then how
+many more there are. A value that cannot be read is reported once: the checks
+that depend on it (a class's fields when its provider is unknown, the order
+of the leader election durations when one of them is not a duration) are not
+reported as well.
+
+Check a file, or the ConfigMap manifest holding it, before applying it,
+without a cluster; both exit with status 0 when the file is valid and 1 when
+it is not (see ` + "`docs/cli.md`" + `):
+
+` + "```" + `
+liberator config validate config.yaml        # or a ConfigMap manifest; several files at once
+liberator controller --config config.yaml --check   # the file and the controller's flags
 ` + "```" + `
 
 The pod then fails to start (CrashLoopBackOff) and ` + "`kubectl -n tkr-system logs deploy/liberator-controller`" + `

@@ -106,6 +106,7 @@ type Config struct {
 	// LeaderElection keeps two replicas from acting at once.
 	LeaderElection LeaderElection `json:"leaderElection"`
 	// MetricsAddr serves /metrics; HealthAddr serves /healthz and /readyz.
+	// Each is host:port (":8080" listens on every address); they differ.
 	MetricsAddr string `json:"metricsAddr"`
 	HealthAddr  string `json:"healthAddr"`
 	// WorkloadTimeout bounds how long the controller watches for released
@@ -143,7 +144,8 @@ type Fencing struct {
 
 // FenceClass is one class of nodes and how they are fenced.
 type FenceClass struct {
-	// Name names the class in events and the Takeover.
+	// Name names the class in events and the Takeover (spec.fenceClass): a
+	// DNS label (lower-case letters, digits and '-').
 	Name string `json:"name"`
 	// NodeSelector is a label selector; empty matches every node.
 	NodeSelector string `json:"nodeSelector"`
