@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
@@ -582,4 +584,36 @@ func TestPromtoolPin(t *testing.T) {
 	if tools != here {
 		t.Errorf("promtool is pinned at prometheus %s (hack/tools/prometheus) but hack/monitoring parses with %s: keep them equal", tools, here)
 	}
+}
+
+// TestDashboardDecodes reads the committed dashboard back with the SDK's
+// types (panels and Prometheus queries decoded by their plugin) and checks
+// that it encodes to the same JSON: no field the SDK does not know.
+func TestDashboardDecodes(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root(t), dashboardPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugins.RegisterDefaultPlugins()
+	var d dashboard.Dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	again, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(append(again, '\n'), data) {
+		t.Errorf("%s does not survive a decode and encode with the Grafana Foundation SDK's types", dashboardPath)
+	}
+	panels := 0
+	for _, p := range d.Panels {
+		if p.Panel != nil {
+			panels++
+			if len(p.Panel.Targets) == 0 {
+				t.Errorf("panel %q has no query", *p.Panel.Title)
+			}
+		}
+	}
+	t.Logf("%s: %d panels", dashboardPath, panels)
 }
