@@ -595,6 +595,7 @@ func TestDashboardDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugins.RegisterDefaultPlugins()
+	//lint:ignore SA1019 the dashboard is in the classic model (see build).
 	var d dashboard.Dashboard
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatalf("%s: %v", dashboardPath, err)
