@@ -460,6 +460,10 @@ func (c *Cluster) AuditLog() string { return filepath.Join(c.LogDir(), "audit.lo
 // Kubeconfig is the path of the cluster-admin kubeconfig.
 func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
 
+// BinDir is the directory holding the pinned binaries the cluster runs
+// (hack/tools/build.sh), kubectl among them.
+func (c *Cluster) BinDir() string { return c.bin }
+
 // RESTConfig returns a copy of the cluster-admin client configuration.
 func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.rest) }
 
