@@ -129,4 +129,3 @@ func checkConditions(t *testing.T, tk *v1alpha1.Takeover, progressing, succeeded
 		}
 	}
 }
-
