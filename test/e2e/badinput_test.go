@@ -47,6 +47,9 @@ func TestControllerRefusesToStart(t *testing.T) {
 		{"negative duration", e.saKube, labConfig("unhealthyAfter: -5s\n"),
 			`unhealthyAfter: invalid value "-5s": must be a positive duration`},
 		{"unknown field", e.saKube, labConfig("unhealthyAftr: 5s\n"), `unknown field "unhealthyAftr"`},
+		{"key in the wrong case", e.saKube, labConfig("MaxConcurrent: 4\n"), `line 8: unknown field "MaxConcurrent" (did you mean "maxConcurrent"?)`},
+		{"empty file", e.saKube, "", `: the file is empty`},
+		{"second document", e.saKube, labConfig("---\n") + labConfig(""), `line 8: a second YAML document`},
 	}
 	// An identity without liberator's RBAC: the default ServiceAccount.
 	noRBAC, err := e.c.ServiceAccountKubeconfig(ctx, "default", "default")
