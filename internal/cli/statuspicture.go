@@ -301,10 +301,14 @@ func takeoverPicture(t *v1alpha1.Takeover, now time.Time) picture {
 		}
 		row := picRow{Label: label, Tooltip: tip}
 		at := "T" + offset(e.Time.Sub(p.Origin))
+		// Off the axis by more than a pixel or two: at its edge, with an
+		// arrow (an entry written a few milliseconds after the last pod
+		// Ready is on it).
+		slack := p.End.Sub(p.Start) / 400
 		switch {
-		case e.Time.Time.After(p.End):
+		case e.Time.Time.After(p.End.Add(slack)):
 			at = "→ " + at + " (after the axis)"
-		case e.Time.Time.Before(p.Start):
+		case e.Time.Time.Before(p.Start.Add(-slack)):
 			at = "← " + at + " (before the axis)"
 		}
 		if n, _ := entryRepeats(e); n > 1 {

@@ -316,3 +316,20 @@ func TestStatusPictureRetries(t *testing.T) {
 		t.Errorf("the page does not say entries were dropped")
 	}
 }
+
+// An entry written a few milliseconds after the last pod Ready is on the
+// axis; one long after it (Recovered) is at its edge, with an arrow.
+func TestStatusPictureEntriesOffTheAxis(t *testing.T) {
+	_, tks := worker1(t)
+	tk := tks[len(tks)-1].DeepCopy()
+	tl := tk.Status.Timeline
+	tl[len(tl)-1].Time = metav1.NewMicroTime(tk.Status.MovedPods[0].ReadyTime.Add(3 * time.Millisecond))
+	tk.Status.Timeline = append(tl, v1alpha1.PhaseTransition{Phase: v1alpha1.PhaseRecovered, Time: atMicro(10 * time.Minute)})
+	rows := takeoverPicture(tk, now).Sections[0].Rows
+	if got := rows[len(rows)-2].Marks[0].Text; got != "T+49.0s" {
+		t.Errorf("WorkloadsReady 3 ms after mysql-0 Ready: %q, want T+49.0s", got)
+	}
+	if got := rows[len(rows)-1].Marks[0].Text; got != "→ T+12m00.0s (after the axis)" {
+		t.Errorf("Recovered 11 minutes later: %q", got)
+	}
+}
