@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -229,9 +231,10 @@ func drill(t *testing.T, e *env, node, spare string) {
 	}()
 	defer func() { close(stop); wg.Wait() }()
 
-	report := filepath.Join(dir, "report.json")
+	// The pages go to the bed's directory (kept with LIBERATOR_BED_KEEP=1).
+	report, page := filepath.Join(dir, "report.json"), filepath.Join(e.c.Dir(), "drill-"+node+".html")
 	out, _, err := e.cliRun("drill", node, "--simulate", "--simulate-command", command, "--yes",
-		"--probe", svc.addr, "--timeout", "2m", "--report-json", report)
+		"--probe", svc.addr, "--timeout", "2m", "--report-json", report, "--report-html", page)
 	if err != nil {
 		t.Fatalf("drill: %v", err)
 	}
@@ -295,9 +298,45 @@ func drill(t *testing.T, e *env, node, spare string) {
 	if err != nil || !strings.Contains(out, "Takeover "+tk.Name+": open") || !strings.Contains(out, "default/mysql-0") {
 		t.Errorf("status %s: %v", node, err)
 	}
+	checkPictures(t, e, node, tk.Name, page, svc.addr)
 	_, _, err = e.cliRun("readmit", node)
 	if err == nil || !strings.Contains(err.Error(), "not readmitting "+node) || !strings.Contains(err.Error(), "Takeover "+tk.Name+" is still open") {
 		t.Errorf("readmit during an open Takeover: %v", err)
+	}
+}
+
+// checkPictures checks the drill's page and `status NODE -o html|svg`
+// drawn from the bed's real Takeover, and keeps them in the bed's directory.
+func checkPictures(t *testing.T, e *env, node, takeover, page, probe string) {
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatalf("drill --report-html: %v", err)
+	}
+	for _, want := range []string{"<svg", "Takeover " + takeover, "probe " + probe, "default/mysql-0", "client-visible downtime"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the drill's page %s has no %q", page, want)
+		}
+	}
+	for _, f := range []string{"html", "svg"} {
+		out, _, err := e.cliRun("status", node, "-o", f)
+		if err != nil || !strings.Contains(out, "Takeover "+takeover) || !strings.Contains(out, "default/mysql-0") || !strings.Contains(out, "detection ") {
+			t.Errorf("status %s -o %s: %v", node, f, err)
+			continue
+		}
+		if f == "svg" {
+			d := xml.NewDecoder(strings.NewReader(out))
+			for {
+				if _, err := d.Token(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Errorf("status -o svg is not well-formed XML: %v", err)
+					break
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join(e.c.Dir(), "status-"+node+"."+f), []byte(out), 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
