@@ -286,7 +286,7 @@ func TestStatusPictureRetries(t *testing.T) {
 	}
 	for i, want := range []struct {
 		label, text string
-		from, to   float64
+		from, to    float64
 	}{
 		{"Fencing · FenceStarted (×13)", "×13, T+40.0s to T+3m20.0s", 40, 200},
 		{"Failed · FenceFailed (×12)", "×12, T+41.0s to T+3m10.0s", 41, 190},
