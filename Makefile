@@ -32,9 +32,10 @@ build: ## the liberator binary and the agent's own (liberator-agent), in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o bin/liberator-agent ./cmd/liberator-agent
 	ln -sf liberator bin/kubectl-liberator
 
-generate: ## regenerate deepcopy and the CRD from api/, and the docs and chart values from internal/config
+generate: ## regenerate deepcopy and the CRD from api/, the docs and chart values from internal/config, and the dashboard (hack/monitoring)
 	hack/update-generated.sh
 	hack/update-docs.sh
+	go -C hack/monitoring run .
 
 docs: ## regenerate docs/configuration.md and the chart's config values from internal/config
 	hack/update-docs.sh

@@ -243,13 +243,15 @@ type TakeoverStatus struct {
 	//   - Progressing is True while the takeover moves on (Detected,
 	//     Fencing, Fenced, Released); False once the workloads are back or
 	//     closed, or while it is held (Failed, Paused).
-	//   - Succeeded is True once WorkloadsReady was entered (reason
-	//     WorkloadsReady, or WorkloadTimeout), and stays True; False when
-	//     the incident closed before that (nothing was released); Unknown
+	//   - Succeeded is True once WorkloadsReady was entered with every
+	//     replacement Ready (reason WorkloadsReady), and stays True; False
+	//     when workloadTimeout passed first (reason WorkloadTimeout) or the
+	//     incident closed before that (nothing was released); Unknown
 	//     (reason InProgress) until then.
 	//   - Degraded is True while a step failed or a guard holds (phase
 	//     Failed or Paused, or a release step being retried), with the
-	//     reason and message of the status.
+	//     reason and message of the status, and after a WorkloadTimeout
+	//     until the incident closes.
 	//   - StormGuard is True while the storm guard holds remediation.
 	// The reason of Progressing and Degraded is the status' reason.
 	// +optional

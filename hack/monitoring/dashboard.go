@@ -138,7 +138,7 @@ func build() (dashboard.Dashboard, error) {
 	b.WithPanel(series("Open takeovers by phase", "Takeovers not yet Recovered, by their current phase.", "short", 12,
 		query(`max by (phase) (liberator_open_takeovers{`+sel+`})`, "{{phase}}")).
 		Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)))
-	b.WithPanel(series("Takeovers opened and finished", "Takeovers opened (one per incident) and finished, by result (succeeded: workloads Ready elsewhere; aborted: the node came back before it was released).", "short", 12,
+	b.WithPanel(series("Takeovers opened and finished", "Takeovers opened (one per incident) and finished, by result (succeeded: workloads Ready elsewhere; timeout: some not Ready within workloadTimeout; aborted: the node came back before it was released).", "short", 12,
 		query(`sum(increase(liberator_takeovers_total{`+sel+`}[$__rate_interval]))`, "opened"),
 		query(`sum by (result) (increase(liberator_takeovers_finished_total{`+sel+`}[$__rate_interval]))`, "finished {{result}}")))
 	b.WithPanel(series("Takeover steps", "Phases reached, by result (success, failed, aborted, paused).", "short", 12,

@@ -86,7 +86,7 @@ func (c *Controller) setPhase(ctx context.Context, t *v1alpha1.Takeover, phase v
 		c.observeTransition(t, phase, reason, now.Time)
 		if phase == v1alpha1.PhaseWorkloadsReady && s.Downtime == nil {
 			s.Downtime = v1alpha1.ComputeDowntime(t)
-			c.observeSucceeded(s.Downtime)
+			c.observeFinished(reason, s.Downtime)
 		}
 	}
 	s.Phase, s.Reason, s.Message = phase, reason, truncate(msg, maxStatusText)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
 )
 
 // observeTransition records a phase change of t in the metrics: the
@@ -22,11 +23,17 @@ func (c *Controller) observeTransition(t *v1alpha1.Takeover, phase v1alpha1.Phas
 	}
 }
 
-// observeSucceeded records a takeover that reached WorkloadsReady, with
+// observeFinished records a takeover that reached WorkloadsReady (result
+// succeeded, or timeout when workloadTimeout passed with some replacement
+// not Ready), with
 // its downtime and the downtime's parts (d is status.downtime, computed
 // once, then).
-func (c *Controller) observeSucceeded(d *v1alpha1.Downtime) {
-	c.m.TakeoversFinished.WithLabelValues("succeeded").Inc()
+func (c *Controller) observeFinished(reason string, d *v1alpha1.Downtime) {
+	result := "succeeded"
+	if reason == decide.ReasonWorkloadTimeout {
+		result = "timeout"
+	}
+	c.m.TakeoversFinished.WithLabelValues(result).Inc()
 	for _, p := range d.Parts() {
 		switch {
 		case p.Duration == nil:

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/decide"
 )
 
 // histogram returns an observer's sample count and sum.
@@ -170,5 +171,21 @@ func TestPhaseSecondsFromDetection(t *testing.T) {
 	}
 	if _, ok := phaseClockStart(&v1alpha1.Takeover{}); ok {
 		t.Error("a clock start for a Takeover with no timeline")
+	}
+}
+
+// A takeover whose workloadTimeout passed with a replacement not Ready is
+// counted as finished with result timeout, not as a success; its downtime
+// is still observed.
+func TestTakeoverMetricsTimeout(t *testing.T) {
+	f := newFixture(t)
+	m := f.c.m
+	total := metav1.Duration{Duration: 90 * time.Second}
+	f.c.observeFinished(decide.ReasonWorkloadTimeout, &v1alpha1.Downtime{Total: &total})
+	if s, o := testutil.ToFloat64(m.TakeoversFinished.WithLabelValues("succeeded")), testutil.ToFloat64(m.TakeoversFinished.WithLabelValues("timeout")); s != 0 || o != 1 {
+		t.Errorf("finished{succeeded} %v, finished{timeout} %v; want 0, 1", s, o)
+	}
+	if n, sum := histogram(t, m.Downtime); n != 1 || sum != 90 {
+		t.Errorf("downtime: %d samples, sum %v; want 1, 90", n, sum)
 	}
 }

@@ -175,7 +175,13 @@ func setConditions(t *v1alpha1.Takeover, now metav1.Time) {
 		set(ConditionProgressing, metav1.ConditionFalse, reason, "held: see the Degraded condition")
 	}
 
-	switch ready := firstEntry(s.Timeline, v1alpha1.PhaseWorkloadsReady); {
+	ready := firstEntry(s.Timeline, v1alpha1.PhaseWorkloadsReady)
+	// workloadTimeout passed with some replacement not Ready: the release is
+	// done, but the workloads are not all back, which is not a success.
+	timedOut := ready != nil && ready.Reason == decide.ReasonWorkloadTimeout
+	switch {
+	case timedOut:
+		set(ConditionSucceeded, metav1.ConditionFalse, ready.Reason, ready.Message)
 	case ready != nil:
 		set(ConditionSucceeded, metav1.ConditionTrue, ready.Reason, ready.Message)
 	case s.Phase.Closed():
@@ -184,9 +190,12 @@ func setConditions(t *v1alpha1.Takeover, now metav1.Time) {
 		set(ConditionSucceeded, metav1.ConditionUnknown, ReasonInProgress, "the released workloads are not back yet")
 	}
 
-	if s.Phase == v1alpha1.PhaseFailed || s.Phase == v1alpha1.PhasePaused || s.Reason == decide.ReasonReleaseFailed {
+	switch {
+	case s.Phase == v1alpha1.PhaseFailed || s.Phase == v1alpha1.PhasePaused || s.Reason == decide.ReasonReleaseFailed:
 		set(ConditionDegraded, metav1.ConditionTrue, reason, s.Message)
-	} else {
+	case timedOut && !s.Phase.Closed():
+		set(ConditionDegraded, metav1.ConditionTrue, ready.Reason, ready.Message)
+	default:
 		set(ConditionDegraded, metav1.ConditionFalse, reason, "no step is failing or held")
 	}
 }

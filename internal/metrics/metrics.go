@@ -114,7 +114,7 @@ func New() *Metrics {
 			Name: "liberator_takeovers_total", Help: "Takeovers opened: one per incident, at detection.",
 		}),
 		TakeoversFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "liberator_takeovers_finished_total", Help: "Takeovers finished, by result: succeeded (reached WorkloadsReady) or aborted (closed as Recovered without a release).",
+			Name: "liberator_takeovers_finished_total", Help: "Takeovers finished, by result: succeeded (reached WorkloadsReady with every replacement Ready), timeout (workloadTimeout passed first) or aborted (closed as Recovered without a release).",
 		}, []string{"result"}),
 		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liberator_takeover_transitions_total", Help: "Takeover phase changes, by phase reached and result (success, failed, aborted, paused).",
