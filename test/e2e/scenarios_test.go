@@ -50,8 +50,12 @@ func TestReleaseStrategies(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
-			e.startController("liberator-a", fastConfig("releaseStrategy: "+strategy+"\n"))
+			ctl := e.startController("liberator-a", fastConfig("releaseStrategy: "+strategy+"\n"))
 			old, tk, rto := e.failover("scenario 2: "+strategy, 2*time.Minute)
+			e.checkTakeoverMetrics(ctl)
+			if strategy == "OutOfServiceTaint" {
+				e.checkSecureMetrics(fastConfig("releaseStrategy: " + strategy + "\n"))
+			}
 			fmt.Printf("RESULT scenario=2 profile=fast strategy=%s rto_seconds=%.1f\n", strategy, rto.Seconds())
 			if tk.Spec.Strategy != v1alpha1.Strategy(strategy) {
 				t.Fatalf("Takeover strategy %s, want %s", tk.Spec.Strategy, strategy)
