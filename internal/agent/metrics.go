@@ -54,7 +54,12 @@ func NewMetrics() *Metrics {
 		PeerMessagesDropped: vec("peer_messages_dropped_total",
 			"Peer datagrams dropped, by reason (unauthenticated, nonce, unknown_peer, duplicate, self, not_renewed).", "reason"),
 	}
-	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	// The Go collector without the memstats pair go_memstats_alloc_bytes
+	// (a gauge) and go_memstats_alloc_bytes_total (a counter), one family in
+	// OpenMetrics; its runtime/metrics equivalents take their place.
+	goc := collectors.NewGoCollector(collectors.WithGoCollectorMemStatsMetricsDisabled(),
+		collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC, collectors.MetricsMemory, collectors.MetricsScheduler))
+	m.Registry.MustRegister(goc, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Armed, m.Fenced, m.Feeds, m.Renewals, m.RenewalAge, m.APIFailures, m.SelfFences, m.Members, m.Quorum,
 		m.PeerRounds, m.PeerBytesSent, m.PeerBytesReceived, m.PeerMessagesDropped)
 	return m
