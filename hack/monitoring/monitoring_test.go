@@ -191,6 +191,20 @@ type ruleTest struct {
 	} `json:"tests"`
 }
 
+// readRuleTest reads the promtool rule test file f.
+func readRuleTest(t *testing.T, f string) ([]byte, ruleTest) {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt ruleTest
+	if err := yaml.Unmarshal(data, &rt); err != nil {
+		t.Fatalf("%s: %v", f, err)
+	}
+	return data, rt
+}
+
 func ruleTestFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(root(t), "config", "prometheus", "tests", "*.yaml"))
@@ -205,14 +219,7 @@ func ruleTestFiles(t *testing.T) []string {
 func TestEveryAlertTested(t *testing.T) {
 	fires, silent := map[string]int{}, map[string]int{}
 	for _, f := range ruleTestFiles(t) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rt ruleTest
-		if err := yaml.Unmarshal(data, &rt); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		_, rt := readRuleTest(t, f)
 		if len(rt.RuleFiles) != 1 || rt.RuleFiles[0] != rulesFileName {
 			t.Errorf("%s: rule_files is %v, want [%s] (the spec of %s)", f, rt.RuleFiles, rulesFileName, rulesPath)
 		}
@@ -303,14 +310,7 @@ func TestPromtool(t *testing.T) {
 	var tests []string
 	cases, evals := 0, 0
 	for _, f := range ruleTestFiles(t) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rt ruleTest
-		if err := yaml.Unmarshal(data, &rt); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		data, rt := readRuleTest(t, f)
 		for _, tc := range rt.Tests {
 			cases++
 			evals += len(tc.AlertRuleTest)
