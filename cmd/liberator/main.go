@@ -3,15 +3,12 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/liberator-dev/liberator/internal/cli"
 )
 
+// main exits with the codes of docs/cli.md ("Exit codes").
 func main() {
-	if err := cli.NewRoot(cli.StdStreams()).Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "liberator:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Main(os.Args, cli.StdStreams()))
 }

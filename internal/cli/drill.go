@@ -87,13 +87,13 @@ It asks for confirmation (type the node's name) unless --yes is given.`,
 			if o.simulateCommand == "" {
 				o.simulateCommand = os.Getenv(SimulateCommandEnv)
 			} else if !o.simulate {
-				return errors.New("--simulate-command is used with --simulate")
+				return usageErrorf("--simulate-command is used with --simulate")
 			}
 			if o.simulate && o.simulateCommand == "" {
-				return fmt.Errorf("--simulate needs the command that stops the node's heartbeats: pass --simulate-command (with {node} for the node's name) or set %s", SimulateCommandEnv)
+				return usageErrorf("--simulate needs the command that stops the node's heartbeats: pass --simulate-command (with {node} for the node's name) or set %s", SimulateCommandEnv)
 			}
 			if o.timeout <= 0 || o.probeInterval <= 0 {
-				return errors.New("--timeout and --probe-interval must be positive")
+				return usageErrorf("--timeout and --probe-interval must be positive")
 			}
 			c, err := k.clients()
 			if err != nil {

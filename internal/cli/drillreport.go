@@ -303,7 +303,7 @@ func (d *drillRun) report() error {
 		if rep.Problem == "" {
 			rep.Problem = "the takeover did not complete"
 		}
-		return fmt.Errorf("drill of %s incomplete: %s", d.node, rep.Problem)
+		return goalNotMet(fmt.Errorf("drill of %s incomplete: %s", d.node, rep.Problem))
 	}
 	return nil
 }

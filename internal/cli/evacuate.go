@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -67,7 +66,7 @@ evacuation: bring it back with 'liberator readmit NODE'.`,
 		ValidArgsFunction: completeNodes(k),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.timeout <= 0 {
-				return errors.New("--timeout must be positive")
+				return usageErrorf("--timeout must be positive")
 			}
 			c, err := k.clients()
 			if err != nil {
@@ -351,7 +350,7 @@ func (r *evacuation) observe(ctx context.Context, events <-chan podChange) error
 		what = "interrupted"
 	}
 	printSteps(r.s.Out, r.start, r.timeline)
-	return fmt.Errorf("evacuation of %s %s: not Ready on another node: %s", r.node, what, strings.Join(parts, ", "))
+	return goalNotMet(fmt.Errorf("evacuation of %s %s: not Ready on another node: %s", r.node, what, strings.Join(parts, ", ")))
 }
 
 // fail uncordons the node after a failed evacuation, unless it was

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -63,7 +62,7 @@ standard error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.ttl < 0 {
-				return errors.New("--ttl must not be negative")
+				return usageErrorf("--ttl must not be negative")
 			}
 			c, err := k.clients()
 			if err != nil {

@@ -60,15 +60,15 @@ func (k *kubeFlags) clients() (*clients, error) {
 	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		raw, err := loader.RawConfig()
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the kubeconfig: %w", err)
+			return nil, cannotRun(fmt.Errorf("cannot read the kubeconfig: %w", err))
 		}
 		if len(raw.Clusters) == 0 {
-			return nil, errors.New("no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config")
+			return nil, cannotRun(errors.New("no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config"))
 		}
 	}
 	rc, err := loader.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("no usable kubeconfig: %w", err)
+		return nil, cannotRun(fmt.Errorf("no usable kubeconfig: %w", err))
 	}
 	rc.UserAgent = "liberator-cli/" + Version
 	if rc.QPS == 0 {
@@ -76,7 +76,7 @@ func (k *kubeFlags) clients() (*clients, error) {
 	}
 	kube, tk, err := kubeutil.Clients(rc)
 	if err != nil {
-		return nil, err
+		return nil, cannotRun(err)
 	}
 	return &clients{rest: rc, kube: kube, tk: tk}, nil
 }
@@ -167,9 +167,9 @@ func isNoCRD(err error) bool {
 func apiError(what string, err error) error {
 	switch {
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%s: permission denied (%s); ask for the RBAC in docs/cli.md", what, apierrors.ReasonForError(err))
+		return cannotRun(fmt.Errorf("%s: permission denied (%s); ask for the RBAC in docs/cli.md", what, apierrors.ReasonForError(err)))
 	case apierrors.IsUnauthorized(err):
-		return fmt.Errorf("%s: not authenticated: check the kubeconfig's credentials", what)
+		return cannotRun(fmt.Errorf("%s: not authenticated: check the kubeconfig's credentials", what))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -30,11 +30,14 @@ the node is off (fencing), releases its pods and volumes, and watches them come
 back Ready on a healthy node.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          rootArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.AddCommand(newControllerCommand(s), newAgentCommand(s), newConfigCommand(s), newVersionCommand(s))
 	addOperatorCommands(root, s)
+	markUsageErrors(root)
 	return root
 }

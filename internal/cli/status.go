@@ -60,10 +60,10 @@ self-contained page with the same pictures and the tables.`,
 			case "", "wide", "json", "yaml":
 			case "html", "svg":
 				if node == "" {
-					return fmt.Errorf("-o %s draws one node's Takeovers: give a NODE (liberator status NODE -o %s)", o.output, o.output)
+					return usageErrorf("-o %s draws one node's Takeovers: give a NODE (liberator status NODE -o %s)", o.output, o.output)
 				}
 			default:
-				return fmt.Errorf("unknown output format %q: use %s", o.output, formatList(statusFormats))
+				return usageErrorf("unknown output format %q: use %s", o.output, formatList(statusFormats))
 			}
 			c, err := k.clients()
 			if err != nil {
