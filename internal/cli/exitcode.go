@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -120,9 +122,22 @@ func rootArgs(cmd *cobra.Command, args []string) error {
 
 // Main runs the command line args (args[0] is the program's name) and
 // returns the exit code. An error is one line on standard error.
+//
+// Run as kubectl-liberator (a kubectl plugin), help names the commands
+// "kubectl liberator ...". Run as kubectl_complete-liberator (what kubectl
+// 1.26 and later runs to complete a plugin's command line), it prints the
+// completions of the words given, as cobra's __complete does.
 func Main(args []string, s IOStreams) int {
 	root := NewRoot(s)
-	root.SetArgs(args[1:])
+	rest := args[1:]
+	switch filepath.Base(args[0]) {
+	case PluginCompleteName:
+		rest = append([]string{cobra.ShellCompRequestCmd}, rest...)
+		setDisplayName(root, PluginDisplayName)
+	case PluginName:
+		setDisplayName(root, PluginDisplayName)
+	}
+	root.SetArgs(rest)
 	err := root.Execute()
 	if err != nil {
 		printError(s.ErrOut, err)
@@ -131,3 +146,34 @@ func Main(args []string, s IOStreams) int {
 }
 
 func printError(w io.Writer, err error) { fmt.Fprintln(w, "liberator:", err) }
+
+// The names the binary has as a kubectl plugin.
+const (
+	// PluginName is the plugin's file name: kubectl runs it for
+	// "kubectl liberator".
+	PluginName = "kubectl-liberator"
+	// PluginCompleteName is the file kubectl runs to complete the plugin's
+	// command line.
+	PluginCompleteName = "kubectl_complete-liberator"
+	// PluginDisplayName is how the commands are typed as a plugin.
+	PluginDisplayName = "kubectl liberator"
+)
+
+var exampleCommand = regexp.MustCompile(`(?m)^(\s*)liberator `)
+
+// setDisplayName makes help name the root command name (usage lines,
+// examples) instead of "liberator".
+func setDisplayName(root *cobra.Command, name string) {
+	if root.Annotations == nil {
+		root.Annotations = map[string]string{}
+	}
+	root.Annotations[cobra.CommandDisplayNameAnnotation] = name
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Example = exampleCommand.ReplaceAllString(c.Example, "${1}"+name+" ")
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
