@@ -61,19 +61,9 @@ image-tarball: ## the container image as an OCI + docker-archive tarball, bin/li
 verify: ## formatting, vet, staticcheck, generated files
 	hack/verify.sh
 
-test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild) and the krew manifest (hack/krew)
+test-unit: ## unit tests (pure logic, fakes), and the image build (hack/imagebuild)
 	go test -race -count=1 ./...
 	go -C hack/imagebuild test -count=1 ./...
-	go -C hack/krew test -count=1 ./...
-
-.PHONY: krew
-KREW_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
-krew: ## the kubectl plugin's release archives and krew manifest (bin/krew/liberator.yaml), checked with krew's validate-krew-manifest and krew install
-	@set -e; for p in $(KREW_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
-		echo "go build -o bin/krew/$${os}_$$arch/liberator ($$os/$$arch)"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o bin/krew/$${os}_$$arch/liberator ./cmd/liberator; \
-	done
-	go -C hack/krew run . -dir $(CURDIR)/bin/krew -version $(VERSION) $(if $(wildcard LICENSE),-license $(CURDIR)/LICENSE)
 
 tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh
