@@ -299,6 +299,7 @@ func drill(t *testing.T, e *env, node, spare string) {
 		t.Errorf("status %s: %v", node, err)
 	}
 	checkPictures(t, e, node, tk.Name, page, svc.addr)
+	checkViewers(t, e, node, tk.Name)
 	_, _, err = e.cliRun("readmit", node)
 	if err == nil || !strings.Contains(err.Error(), "not readmitting "+node) || !strings.Contains(err.Error(), "Takeover "+tk.Name+" is still open") {
 		t.Errorf("readmit during an open Takeover: %v", err)
