@@ -13,6 +13,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/kubeutil"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,25 +26,58 @@ import (
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 )
 
-// kubeFlags are the standard kubeconfig flags (--kubeconfig, --context,
-// -n/--namespace), persistent on the root command and shared by every
-// operator command. The controller command declares its own --kubeconfig
-// and --context, which take precedence for it.
+// kubeFlags are kubectl's standard flags (genericclioptions.ConfigFlags:
+// --kubeconfig, --context, --cluster, --user, -n/--namespace, -s/--server,
+// --token, --as, --as-group, --as-uid, --request-timeout, the TLS flags...),
+// on every operator command, and -A/--all-namespaces where a command lists
+// namespaced objects. --kubeconfig, --context and -n are on the root (as
+// before); the controller command declares its own --kubeconfig and
+// --context and takes none of the others.
 type kubeFlags struct {
 	cf *genericclioptions.ConfigFlags
+	// allNamespaces is -A (nil on commands without it).
+	allNamespaces *bool
 }
 
 func newKubeFlags() *kubeFlags {
-	s := func() *string { v := ""; return &v }
-	return &kubeFlags{cf: &genericclioptions.ConfigFlags{KubeConfig: s(), Context: s(), Namespace: s()}}
+	return &kubeFlags{cf: genericclioptions.NewConfigFlags(false)}
 }
 
-func (k *kubeFlags) addFlags(root *cobra.Command) {
-	k.cf.AddFlags(root.PersistentFlags())
+// rootKubeFlags are the kube flags on the root command, given before or
+// after the command's name (liberator --kubeconfig K status); the others
+// are on the operator commands only.
+var rootKubeFlags = map[string]bool{"kubeconfig": true, "context": true, "namespace": true}
+
+// addRootFlags adds --kubeconfig, --context and -n to root, and every
+// other standard flag to each command of cmds.
+func (k *kubeFlags) addRootFlags(root *cobra.Command, cmds []*cobra.Command) {
+	all := pflag.NewFlagSet("kube", pflag.ContinueOnError)
+	k.cf.AddFlags(all)
+	all.VisitAll(func(f *pflag.Flag) {
+		if rootKubeFlags[f.Name] {
+			root.PersistentFlags().AddFlag(f)
+			return
+		}
+		for _, c := range cmds {
+			c.PersistentFlags().AddFlag(f)
+		}
+	})
 }
 
-// namespace is the namespace given with -n, or "" (all namespaces).
-func (k *kubeFlags) namespace() string { return *k.cf.Namespace }
+// addAllNamespacesFlag adds -A/--all-namespaces to cmd.
+func (k *kubeFlags) addAllNamespacesFlag(cmd *cobra.Command) {
+	k.allNamespaces = new(bool)
+	cmd.Flags().BoolVarP(k.allNamespaces, "all-namespaces", "A", false, "all namespaces (the default; overrides -n)")
+}
+
+// namespace is the namespace given with -n, or "" (all namespaces) without
+// -n or with -A.
+func (k *kubeFlags) namespace() string {
+	if k.allNamespaces != nil && *k.allNamespaces {
+		return ""
+	}
+	return *k.cf.Namespace
+}
 
 // clients are what an operator command talks to the cluster with.
 type clients struct {
@@ -56,6 +90,20 @@ type clients struct {
 // clients loads the kubeconfig and builds the clients. A missing kubeconfig
 // is one clear line, not a connection error to localhost.
 func (k *kubeFlags) clients() (*clients, error) {
+	rc, err := k.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	kube, tk, err := kubeutil.Clients(rc)
+	if err != nil {
+		return nil, cannotRun(err)
+	}
+	return &clients{rest: rc, kube: kube, tk: tk}, nil
+}
+
+// restConfig is the kubeconfig with the flags applied (--server, --token,
+// --as, --request-timeout...).
+func (k *kubeFlags) restConfig() (*rest.Config, error) {
 	loader := k.cf.ToRawKubeConfigLoader()
 	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		raw, err := loader.RawConfig()
@@ -74,11 +122,7 @@ func (k *kubeFlags) clients() (*clients, error) {
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
-	kube, tk, err := kubeutil.Clients(rc)
-	if err != nil {
-		return nil, cannotRun(err)
-	}
-	return &clients{rest: rc, kube: kube, tk: tk}, nil
+	return rc, nil
 }
 
 // node gets a node, with a one-line error when it does not exist.
@@ -206,16 +250,17 @@ func completeNodes(k *kubeFlags) cobra.CompletionFunc {
 	}
 }
 
-// addOperatorCommands adds the kubeconfig flags and the operator commands
-// (status, evacuate, readmit, join-command, drill) to the root.
+// addOperatorCommands adds the operator commands (status, evacuate,
+// readmit, join-command, drill) to the root, with the standard kube flags.
 func addOperatorCommands(root *cobra.Command, s IOStreams) {
 	k := newKubeFlags()
-	k.addFlags(root)
-	root.AddCommand(
+	cmds := []*cobra.Command{
 		newStatusCommand(s, k),
 		newEvacuateCommand(s, k),
 		newReadmitCommand(s, k),
 		newJoinCommand(s, k),
 		newDrillCommand(s, k),
-	)
+	}
+	k.addRootFlags(root, cmds)
+	root.AddCommand(cmds...)
 }

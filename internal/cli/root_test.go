@@ -34,7 +34,7 @@ func TestHelpHasExamples(t *testing.T) {
 			t.Fatalf("command %s not found: %v", name, err)
 		}
 		for _, f := range []string{"kubeconfig", "context"} {
-			if cmd.Flags().Lookup(f) == nil && cmd.InheritedFlags().Lookup(f) == nil {
+			if lookupFlag(cmd, f) == nil {
 				t.Errorf("%s has no --%s", name, f)
 			}
 		}

@@ -72,6 +72,7 @@ self-contained page with the same pictures and the tables.`,
 			return runStatus(cmd.Context(), s, c, k.namespace(), node, o.output)
 		},
 	}
+	k.addAllNamespacesFlag(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: "+formatList(statusFormats)+" (html and svg: a picture of each Takeover of NODE)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(statusFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
