@@ -8,20 +8,21 @@ import (
 )
 
 // The agent's binary stays small only while it links the agent alone: no
-// package of the controller, the CLI or controller-runtime.
+// package of the controller, the CLI or controller-runtime (internal/logging,
+// the --log-format flag both share, is a leaf over logr, slog and klog).
 func TestLinksTheAgentAlone(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	const module = "github.com/liberator-dev/liberator/"
-	allowed := []string{module + "internal/agent", module + "internal/agentlease", module + "cmd/liberator-agent"}
+	allowed := []string{module + "internal/agent", module + "internal/agentlease", module + "internal/logging", module + "cmd/liberator-agent"}
 	for _, pkg := range strings.Fields(string(out)) {
 		switch {
 		case strings.HasPrefix(pkg, "sigs.k8s.io/controller-runtime"):
 			t.Errorf("liberator-agent links %s", pkg)
 		case strings.HasPrefix(pkg, module) && !hasPrefixAny(pkg, allowed):
-			t.Errorf("liberator-agent links %s: the agent binary links internal/agent and internal/agentlease only", pkg)
+			t.Errorf("liberator-agent links %s: the agent binary links internal/agent, internal/agentlease and internal/logging only", pkg)
 		}
 	}
 }
