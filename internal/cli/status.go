@@ -16,7 +16,8 @@ import (
 )
 
 type statusOptions struct {
-	output string
+	output    string
+	noHeaders bool
 }
 
 func newStatusCommand(s IOStreams, k *kubeFlags) *cobra.Command {
@@ -56,30 +57,28 @@ self-contained page with the same pictures and the tables.`,
 			if len(args) == 1 {
 				node = args[0]
 			}
-			switch o.output {
-			case "", "wide", "json", "yaml":
-			case "html", "svg":
-				if node == "" {
-					return usageErrorf("-o %s draws one node's Takeovers: give a NODE (liberator status NODE -o %s)", o.output, o.output)
-				}
-			default:
-				return usageErrorf("unknown output format %q: use %s", o.output, formatList(statusFormats))
+			if err := checkStatusOutput(o.output, node); err != nil {
+				return err
 			}
 			c, err := k.clients()
 			if err != nil {
 				return err
 			}
-			return runStatus(cmd.Context(), s, c, k.namespace(), node, o.output)
+			return runStatus(cmd.Context(), s, c, k.namespace(), node, o)
 		},
 	}
 	k.addAllNamespacesFlag(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: "+formatList(statusFormats)+" (html and svg: a picture of each Takeover of NODE)")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(statusFormats, cobra.ShellCompDirectiveNoFileComp))
+	cmd.Flags().BoolVar(&o.noHeaders, "no-headers", false, "leave the header line out of the table (default and wide output)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(statusFormatCompletions, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // statusFormats are the values of status -o.
-var statusFormats = []string{"wide", "json", "yaml", "html", "svg"}
+var statusFormats = []string{"wide", "json", "yaml", "name", "jsonpath=...", "go-template=...", "html", "svg"}
+
+// statusFormatCompletions are the values of status -o that complete.
+var statusFormatCompletions = []string{"wide", "json", "yaml", "name", "jsonpath=", "go-template=", "html", "svg"}
 
 // formatList joins formats as "a, b or c".
 func formatList(formats []string) string {
@@ -89,7 +88,8 @@ func formatList(formats []string) string {
 	return strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
 }
 
-func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, output string) error {
+func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node string, o *statusOptions) error {
+	output := o.output
 	snap, err := readSnapshot(ctx, c, namespace, node)
 	if err != nil {
 		return err
@@ -97,10 +97,10 @@ func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, ou
 	rows := nodeStatuses(snap)
 	if node == "" {
 		switch output {
-		case "json", "yaml":
-			return printDocument(s.Out, output, StatusList{Time: snap.Now.UTC(), Nodes: rows})
+		case "", "wide":
+			return printStatusTable(s.Out, rows, output == "wide", o.noHeaders)
 		default:
-			return printStatusTable(s.Out, rows, output == "wide")
+			return printStatusObjects(s.Out, output, statusList(snap.Now, rows, nil))
 		}
 	}
 	if len(rows) != 1 {
@@ -111,13 +111,14 @@ func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node, ou
 		return writeNodeHTML(s.Out, snap.Now, rows[0], snap.Takeovers)
 	case "svg":
 		return writeNodeSVG(s.Out, snap.Now, node, snap.Takeovers)
-	case "json", "yaml":
-		return printDocument(s.Out, output, NodeDetail{Time: snap.Now.UTC(), Node: rows[0], Takeovers: snap.Takeovers})
+	case "":
 	case "wide":
-		if err := printStatusTable(s.Out, rows, true); err != nil {
+		if err := printStatusTable(s.Out, rows, true, o.noHeaders); err != nil {
 			return err
 		}
 		fmt.Fprintln(s.Out)
+	default:
+		return printStatusObjects(s.Out, output, statusList(snap.Now, rows, snap.Takeovers))
 	}
 	return printNodeDetail(s.Out, snap.Now, rows[0], snap.Takeovers)
 }

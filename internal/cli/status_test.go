@@ -171,7 +171,7 @@ func TestStatusTable(t *testing.T) {
 	rows := nodeStatuses(fixture())
 	for _, wide := range []bool{false, true} {
 		var b bytes.Buffer
-		if err := printStatusTable(&b, rows, wide); err != nil {
+		if err := printStatusTable(&b, rows, wide, false); err != nil {
 			t.Fatal(err)
 		}
 		name := "status.golden"
@@ -179,17 +179,6 @@ func TestStatusTable(t *testing.T) {
 			name = "status-wide.golden"
 		}
 		golden(t, name, b.Bytes())
-	}
-}
-
-func TestStatusDocuments(t *testing.T) {
-	s := fixture()
-	for _, format := range []string{"json", "yaml"} {
-		var b bytes.Buffer
-		if err := printDocument(&b, format, StatusList{Time: s.Now, Nodes: nodeStatuses(s)}); err != nil {
-			t.Fatal(err)
-		}
-		golden(t, "status."+format+".golden", b.Bytes())
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // refused before any cluster is contacted.
 func TestStatusOutputFormatErrors(t *testing.T) {
 	_, _, err := run(t, "status", "worker-1", "-o", "png")
-	if err == nil || !strings.Contains(err.Error(), `unknown output format "png": use wide, json, yaml, html or svg`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown output format "png": use wide, json, yaml, name, jsonpath=..., go-template=..., html or svg`) {
 		t.Errorf("status -o png: %v, want the list of formats", err)
 	}
 	for _, f := range []string{"html", "svg"} {

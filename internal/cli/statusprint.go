@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,22 +9,24 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
 )
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 3, ' ', 0) }
 
-// printStatusTable writes the node table; wide adds the internal IP, every
+// printStatusTable writes the node table (noHeaders: without its header
+// line); wide adds the internal IP, every
 // taint, the names of the stateful pods and the last Takeover's name.
-func printStatusTable(w io.Writer, rows []NodeStatus, wide bool) error {
+func printStatusTable(w io.Writer, rows []NodeStatus, wide, noHeaders bool) error {
 	tw := newTable(w)
 	head := "NAME\tREADY\tLEASE-AGE\tFENCE\tSCHEDULING\tAT-RISK\tTAKEOVER"
 	if wide {
 		head += "\tINTERNAL-IP\tTAINTS\tSTATEFUL-PODS\tLAST-TAKEOVER"
 	}
-	fmt.Fprintln(tw, head)
+	if !noHeaders {
+		fmt.Fprintln(tw, head)
+	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", r.Name, orDash(r.Ready), r.leaseAge(), orDash(r.FenceReady),
 			r.scheduling(), len(r.StatefulPods), r.takeover())
@@ -198,21 +199,4 @@ func oneLine(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// printDocument writes v as JSON or YAML.
-func printDocument(w io.Writer, format string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
 }

@@ -73,19 +73,6 @@ type TakeoverSummary struct {
 	ElapsedSeconds float64   `json:"elapsedSeconds"`
 }
 
-// StatusList is the document `status -o json|yaml` prints.
-type StatusList struct {
-	Time  time.Time    `json:"time"`
-	Nodes []NodeStatus `json:"nodes"`
-}
-
-// NodeDetail is the document `status NODE -o json|yaml` prints.
-type NodeDetail struct {
-	Time      time.Time           `json:"time"`
-	Node      NodeStatus          `json:"node"`
-	Takeovers []v1alpha1.Takeover `json:"takeovers"`
-}
-
 // nodeStatuses computes the rows of `status` from a snapshot, sorted by
 // node name.
 func nodeStatuses(s snapshot) []NodeStatus {

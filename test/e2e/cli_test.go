@@ -96,9 +96,18 @@ func TestOperatorCLI(t *testing.T) {
 		t.Errorf("status lists %d lines, want a header and 3 nodes", len(strings.Split(strings.TrimSpace(out), "\n")))
 	}
 	out, _, err = e.cliRun("status", "-o", "json")
-	var doc cli.StatusList
-	if err != nil || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Nodes) != 3 {
-		t.Errorf("status -o json: %v, %d nodes", err, len(doc.Nodes))
+	var doc struct {
+		APIVersion, Kind string
+		Items            []cli.NodeStatusObject
+	}
+	if err != nil || json.Unmarshal([]byte(out), &doc) != nil || doc.Kind != "List" || len(doc.Items) != 3 ||
+		doc.Items[0].Kind != cli.NodeStatusKind || doc.Items[0].APIVersion != "liberator.dev/v1alpha1" {
+		t.Errorf("status -o json: %v, %s with %d items (%.200s)", err, doc.Kind, len(doc.Items), out)
+	}
+	// A script's question: how many stateful pods on the first node.
+	out, _, err = e.cliRun("status", first, "-o", "jsonpath={.items[0].statefulPods[*].name}")
+	if err != nil || strings.TrimSpace(out) != "mysql-0" {
+		t.Errorf("status %s -o jsonpath={.items[0].statefulPods[*].name}: %q, %v; want mysql-0", first, out, err)
 	}
 
 	// Bad input: one line each, nothing changed.
