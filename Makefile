@@ -61,9 +61,10 @@ image-tarball: ## the container image as an OCI + docker-archive tarball, bin/li
 verify: ## formatting, vet, staticcheck, generated files
 	hack/verify.sh
 
-test-unit: ## unit tests (pure logic, fakes), and the image build (hack/imagebuild)
+test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild) and the krew manifest (hack/krew)
 	go test -race -count=1 ./...
 	go -C hack/imagebuild test -count=1 ./...
+	go -C hack/krew test -count=1 ./...
 
 tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh
