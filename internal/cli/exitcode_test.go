@@ -70,6 +70,7 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"status", "a", "b"}, ExitUsage, "accepts at most 1 arg"},
 		{[]string{"status", "-o", "toml"}, ExitUsage, `unknown output format "toml"`},
 		{[]string{"evacuate", "w1", "--timeout", "0s"}, ExitUsage, "--timeout must be positive"},
+		{[]string{"status", "--request-timeout", "soon"}, ExitUsage, `--request-timeout "soon"`},
 		{[]string{"config", "validate"}, ExitUsage, "requires at least 1 arg"},
 		{[]string{"config", "validate", bad}, ExitGoalNotMet, "bad.yaml"},
 		{[]string{"status", "--kubeconfig", empty}, ExitCannotRun, "no kubeconfig found"},

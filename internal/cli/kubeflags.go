@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/liberator-dev/liberator/internal/kubeutil"
 
@@ -104,6 +106,13 @@ func (k *kubeFlags) clients() (*clients, error) {
 // restConfig is the kubeconfig with the flags applied (--server, --token,
 // --as, --request-timeout...).
 func (k *kubeFlags) restConfig() (*rest.Config, error) {
+	if t := *k.cf.Timeout; t != "" {
+		if _, err := strconv.Atoi(t); err != nil {
+			if _, err := time.ParseDuration(t); err != nil {
+				return nil, usageErrorf("--request-timeout %q: want a duration such as 30s, or whole seconds", t)
+			}
+		}
+	}
 	loader := k.cf.ToRawKubeConfigLoader()
 	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		raw, err := loader.RawConfig()

@@ -109,6 +109,26 @@ func TestOperatorCLI(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "mysql-0" {
 		t.Errorf("status %s -o jsonpath={.items[0].statefulPods[*].name}: %q, %v; want mysql-0", first, out, err)
 	}
+	// kubectl's flags reach the API server: as a user without RBAC the
+	// command could not run (exit 3); a bad flag is a usage error (exit 2).
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"status", "--as", "liberator-e2e-nobody"}, cli.ExitCannotRun, "permission denied"},
+		{[]string{"status", "--request-timeout", "soon"}, cli.ExitUsage, "--request-timeout"},
+		{[]string{"status", "--no-such-flag"}, cli.ExitUsage, "unknown flag"},
+	} {
+		var errOut bytes.Buffer
+		cmd := exec.Command(liberatorBinary(t, e.root), append([]string{"--kubeconfig", e.c.Kubeconfig()}, c.args...)...)
+		cmd.Stderr = &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != c.code || !strings.Contains(errOut.String(), c.msg) {
+			t.Errorf("liberator %s: %v, stderr %q; want exit %d with %q", strings.Join(c.args, " "), err, errOut.String(), c.code, c.msg)
+		}
+	}
 
 	// Bad input: one line each, nothing changed.
 	if _, _, err := e.cliRun("evacuate", "no-such-node"); err == nil || err.Error() != `node "no-such-node" not found (liberator status lists the nodes)` {
