@@ -121,6 +121,18 @@ func TestManifests(t *testing.T) {
 					t.Fatalf("%s: apply %s: %v", s.name, k, err)
 				}
 			}
+			// A namespace the user names (the chart's
+			// metrics.dashboard.namespace) exists already where it is used.
+			if ns := o.GetNamespace(); ns != "" && !created["Namespace/"+ns] && !sourcesCreateNamespace(sources, ns) {
+				created["Namespace/"+ns] = true
+				n := &unstructured.Unstructured{}
+				n.SetAPIVersion("v1")
+				n.SetKind("Namespace")
+				n.SetName(ns)
+				if err := a.apply(ctx, n, false); err != nil {
+					t.Fatalf("%s: apply the namespace %s it uses: %v", s.name, ns, err)
+				}
+			}
 		}
 	}
 	waitEstablished(ctx, t, dyn, "takeovers.liberator.dev")
@@ -354,6 +366,18 @@ func TestManifests(t *testing.T) {
 }
 
 // applyNamespaces applies, for real, the Namespaces a source creates.
+// sourcesCreateNamespace reports whether some source creates namespace ns.
+func sourcesCreateNamespace(sources []manifestSource, ns string) bool {
+	for _, s := range sources {
+		for _, o := range s.objs {
+			if o.GetKind() == "Namespace" && o.GetName() == ns {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func applyNamespaces(ctx context.Context, t *testing.T, a *manifestApplier, s manifestSource) {
 	t.Helper()
 	for _, o := range s.objs {
@@ -412,10 +436,22 @@ func shippedManifests(t *testing.T, root string) []manifestSource {
 		rel, _ := filepath.Rel(root, filepath.Dir(k))
 		kust(rel)
 	}
-	for _, s := range sources {
+	for i := range sources {
+		s := &sources[i]
 		if len(s.objs) == 0 {
 			t.Fatalf("%s rendered no objects", s.name)
 		}
+		// The Prometheus Operator's kinds (the chart's metrics.* toggles)
+		// are not served by the bed's API server, which has no CRD for
+		// them: their rules go through promtool in make verify-monitoring,
+		// and hack/verify-chart.sh proves them equal to config/prometheus.
+		s.objs = slices.DeleteFunc(s.objs, func(o *unstructured.Unstructured) bool {
+			if o.GroupVersionKind().Group != "monitoring.coreos.com" {
+				return false
+			}
+			t.Logf("%s: %s not checked against the bed's API server (no Prometheus Operator CRDs there; see make verify-monitoring)", s.name, objectID(o))
+			return true
+		})
 	}
 	return sources
 }
@@ -652,7 +688,7 @@ func checkServiceAccountAccess(ctx context.Context, t *testing.T, kube kubernete
 		{Group: "apps", Resource: "statefulsets", Verb: "delete", Namespace: "default"},
 		{Group: "coordination.k8s.io", Resource: "leases", Verb: "update", Namespace: "kube-node-lease", Name: bed.ControlPlaneNode},
 		{Group: "coordination.k8s.io", Resource: "leases", Verb: "update", Namespace: ns, Name: "someone-else"},
-		{Group: "liberator.dev", Resource: "takeovers", Verb: "delete"},
+		{Group: "liberator.dev", Resource: "takeovers", Verb: "deletecollection"},
 		{Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Verb: "escalate"},
 	} {
 		ok, err := can(a)
