@@ -84,6 +84,10 @@ func (c *Controller) addHandlers() error {
 	tkChanged := func(o any) {
 		if t, ok := tombstone(o).(*v1alpha1.Takeover); ok {
 			c.queue.Add(t.Spec.NodeName)
+			if t.Status.Phase.Closed() {
+				// The cache holds it closed now: a retention pass sees it.
+				c.noteClosed()
+			}
 		}
 	}
 	_, err := c.takeovers.AddEventHandler(cache.ResourceEventHandlerFuncs{
