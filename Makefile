@@ -85,7 +85,12 @@ fuzz: ## fuzz the config loader (FuzzLoad) for FUZZTIME (60s): no panic, no hang
 verify-model: ## model-check the takeover protocol and the agent with SPIN (model/): the properties hold, the broken variants must fail
 	model/verify.sh
 
+# MAKE_START is when this make began, for the times test and demo print.
+MAKE_START := $(shell date +%s)
+ELAPSED = $$(( $$(date +%s) - $(MAKE_START) ))
+
 test: deps verify verify-model verify-monitoring test-unit fuzz test-e2e ## everything CI runs
+	@s=$(ELAPSED); echo "make test: every stage passed in $$((s/60)) min $$((s%60)) s (set-up included)"
 
 bench: ## decision latency and cache memory at 5,000 nodes / 100,000 pods
 	go test -run '^$$' -bench 'Decision|Scan' -benchmem -benchtime 2000x ./internal/controller/
@@ -100,6 +105,7 @@ bench-scale: tools build ## the controller against a real API server with 5,000 
 
 demo: deps tools build ## power off mysql-0's node on a local cluster and watch the takeover (AGENT=1: cut it off; its agent's watchdog resets it)
 	go run ./test/e2e/demo $(if $(AGENT),--agent)
+	@s=$(ELAPSED); echo "make demo: done in $$((s/60)) min $$((s%60)) s (set-up included)"
 
 demo-up: deps tools build ## start a local cluster with liberator and the seed's MySQL, and keep it (AGENT=1: with agents)
 	go run ./test/e2e/demo --keep $(if $(AGENT),--agent)
