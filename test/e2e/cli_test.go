@@ -109,6 +109,9 @@ func TestOperatorCLI(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "mysql-0" {
 		t.Errorf("status %s -o jsonpath={.items[0].statefulPods[*].name}: %q, %v; want mysql-0", first, out, err)
 	}
+	// The same question through kubectl, which finds the plugin
+	// kubectl-liberator on the PATH and passes it its own flags.
+	checkKubectlPlugin(t, e, first)
 	// kubectl's flags reach the API server: as a user without RBAC the
 	// command could not run (exit 3); a bad flag is a usage error (exit 2).
 	for _, c := range []struct {
@@ -499,5 +502,42 @@ func (s *toggleServer) set(on bool) {
 	case !on && s.l != nil:
 		s.l.Close()
 		s.l = nil
+	}
+}
+
+// checkKubectlPlugin runs `kubectl liberator status NODE -o jsonpath=...`
+// with the pinned kubectl, the plugin (a link named kubectl-liberator to
+// the built binary) alone on the PATH, and kubectl's own --kubeconfig,
+// and checks kubectl lists the plugin.
+func checkKubectlPlugin(t *testing.T, e *env, node string) {
+	t.Helper()
+	kubectl, err := e.KubectlPath()
+	if err != nil {
+		t.Fatalf("kubectl liberator: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(liberatorBinary(t, e.root), filepath.Join(dir, "kubectl-liberator")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		cmd := exec.Command(kubectl, args...)
+		cmd.Env = append(os.Environ(), "PATH="+dir, "KUBECONFIG="+e.c.Kubeconfig())
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		t.Logf("$ kubectl %s\n%s%s(error: %v)", strings.Join(args, " "), out.String(), errOut.String(), err)
+		return out.String(), err
+	}
+	out, err := run("plugin", "list", "--name-only")
+	if err != nil || !strings.Contains(out, "kubectl-liberator") {
+		t.Errorf("kubectl plugin list: %q, %v; want kubectl-liberator", out, err)
+	}
+	out, err = run("liberator", "status", node, "-o", "jsonpath={.items[0].statefulPods[*].name}")
+	if err != nil || strings.TrimSpace(out) != "mysql-0" {
+		t.Errorf("kubectl liberator status %s -o jsonpath={.items[0].statefulPods[*].name}: %q, %v; want mysql-0", node, out, err)
+	}
+	out, err = run("liberator", "status", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}")
+	if err != nil || len(strings.Fields(out)) != 3 || !strings.Contains(out, node) {
+		t.Errorf("kubectl liberator status -o jsonpath (every node's name): %q, %v; want 3 names with %s", out, err, node)
 	}
 }
