@@ -93,6 +93,9 @@ func decideNew(in Input) Decision {
 		g := guards(in)
 		return Decision{Action: None, Reason: g.Reason, Message: g.Message}
 	}
+	if in.Cluster.Paused {
+		return Decision{Action: None, Reason: ReasonClusterPaused, Message: pausedMessage(in, "no takeover is opened")}
+	}
 	msg := fmt.Sprintf("no Lease renewal seen for %s (unhealthyAfter %s)", n.LeaseStaleFor.Round(time.Second), in.Policy.UnhealthyAfter)
 	if why == ReasonNotReady {
 		msg = fmt.Sprintf("Ready not True for %s (unhealthyAfter %s)", n.NotReadyFor.Round(time.Second), in.Policy.UnhealthyAfter)
@@ -189,6 +192,9 @@ func decideOpen(in Input) Decision {
 			return *d
 		}
 	}
+	if d := clusterPaused(in); d != nil {
+		return *d
+	}
 	if inc.Phase != PhaseFencing && in.Cluster.Active >= in.Policy.MaxConcurrent {
 		return Decision{Action: Pause, Reason: ReasonMaxConcurrent,
 			Message: fmt.Sprintf("%d takeovers are already under way (maxConcurrent %d)", in.Cluster.Active, in.Policy.MaxConcurrent)}
@@ -235,7 +241,26 @@ func decideGone(in Input) Decision {
 			return *d
 		}
 	}
+	if d := clusterPaused(in); d != nil {
+		return *d
+	}
 	return Decision{Action: Fence, Reason: inc.reasonToFence(), Message: "the Node object was deleted; the node is fenced by name before its pods are released"}
+}
+
+// clusterPaused holds, while liberator is paused, an incident that is
+// about to be fenced (first, again after a failure, or its provider asked
+// again while it counts); nil when not paused. It is the last check before
+// Fence: everything that would not fence (an abort on a heartbeat, a
+// release of a node proven off, another guard) goes as it would.
+func clusterPaused(in Input) *Decision {
+	if !in.Cluster.Paused {
+		return nil
+	}
+	return &Decision{Action: Pause, Reason: ReasonClusterPaused, Message: pausedMessage(in, "nothing is fenced")}
+}
+
+func pausedMessage(in Input, what string) string {
+	return fmt.Sprintf("liberator is paused (%s); %s until liberator resume", in.Cluster.PauseNote, what)
 }
 
 // dryRun reports, once, what would be done while the policy in force is a

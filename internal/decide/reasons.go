@@ -35,6 +35,9 @@ const (
 	ReasonViewBlind           = "ViewBlind"
 	ReasonCacheLags           = "CacheLags"
 	ReasonRedetected          = "Redetected"
+	// ReasonClusterPaused: liberator is paused (liberator pause): no
+	// incident is opened and no node is fenced until liberator resume.
+	ReasonClusterPaused = "ClusterPaused"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted  = "FenceStarted"

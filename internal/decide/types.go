@@ -141,6 +141,12 @@ type Cluster struct {
 	// Active counts other incidents between fencing and release (phases
 	// Fencing and Fenced), which use the concurrency budget.
 	Active int
+	// Paused is true while an operator has paused liberator (liberator
+	// pause): no incident is opened and no node is fenced; an incident
+	// whose node is proven off goes on to release. PauseNote says by whom,
+	// since when and why.
+	Paused    bool
+	PauseNote string
 }
 
 // Policy is the configuration the decision needs.
