@@ -30,7 +30,8 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 	}
 	var lease = c.cachedLease(node.Name)
 	now := c.clock.Now()
-	fc := c.fenceClass(node)
+	cfg := c.confIn(ctx)
+	fc := fenceClass(cfg, node)
 	provider, class := "", ""
 	if fc != nil {
 		provider, class = fc.Provider, fc.Name
@@ -40,7 +41,7 @@ func (c *Controller) open(ctx context.Context, node *corev1.Node, d decide.Decis
 		ObjectMeta: metav1.ObjectMeta{Name: takeoverName(node.Name, now)},
 		Spec: v1alpha1.TakeoverSpec{
 			NodeName: node.Name, NodeUID: string(node.UID),
-			Strategy: v1alpha1.Strategy(c.cfg.ReleaseStrategy), FenceProvider: provider, FenceClass: class, DryRun: c.cfg.DryRun,
+			Strategy: v1alpha1.Strategy(cfg.ReleaseStrategy), FenceProvider: provider, FenceClass: class, DryRun: cfg.DryRun,
 			Heartbeat: heartbeat, BootID: node.Status.NodeInfo.BootID,
 		},
 	}
@@ -97,7 +98,7 @@ func (c *Controller) reportDryRun(ctx context.Context, t *v1alpha1.Takeover, nod
 	}
 	sort.Strings(pods)
 	provider := "none matching (unfenceable: would not be released)"
-	if fc := c.fenceClass(node); fc != nil {
+	if fc := fenceClass(c.confIn(ctx), node); fc != nil {
 		provider = fmt.Sprintf("%s (class %s)", fc.Provider, fc.Name)
 	}
 	msg := fmt.Sprintf("dry run: would fence with %s, release with %s, and move %d pods [%s] and VolumeAttachments [%s]",

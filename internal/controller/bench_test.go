@@ -150,7 +150,7 @@ func BenchmarkDecision(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		n := i % benchNodes
-		c.onLease(benchLease(n, time.Now()), c.cfg.UnhealthyAfter.Duration)
+		c.onLease(benchLease(n, time.Now()), c.conf().UnhealthyAfter.Duration)
 		if _, err := c.reconcile(ctx, fmt.Sprintf("worker-%05d", n)); err != nil {
 			b.Fatal(err)
 		}

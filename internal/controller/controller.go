@@ -13,7 +13,6 @@ import (
 	"github.com/liberator-dev/liberator/internal/fence"
 	"github.com/liberator-dev/liberator/internal/metrics"
 	"github.com/liberator-dev/liberator/internal/release"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -51,7 +50,9 @@ type Options struct {
 
 // Controller is the takeover controller.
 type Controller struct {
-	cfg      *config.Config
+	// cfg is the configuration in force (settings.go): read it with conf
+	// or confIn, once per decision.
+	cfg      atomic.Pointer[settings]
 	kube     kubernetes.Interface
 	client   client.WithWatch
 	clock    clock.WithTicker
@@ -64,7 +65,6 @@ type Controller struct {
 	stepTO   time.Duration
 	replWait time.Duration
 
-	selector labels.Selector
 	health   *healthTracker
 	api      apiGuard
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -109,15 +109,16 @@ func New(o Options) (*Controller, error) {
 	if o.Config == nil || o.Kube == nil || o.Client == nil {
 		return nil, fmt.Errorf("controller: config, kube client and takeover client are required")
 	}
-	sel, err := labels.Parse(o.Config.NodeSelector)
+	s, err := newSettings(o.Config)
 	if err != nil {
-		return nil, fmt.Errorf("nodeSelector: %w", err)
+		return nil, err
 	}
 	c := &Controller{
-		cfg: o.Config, kube: o.Kube, client: o.Client, clock: o.Clock, m: o.Metrics, recorder: o.Recorder,
+		kube: o.Kube, client: o.Client, clock: o.Clock, m: o.Metrics, recorder: o.Recorder,
 		log: o.Log, fencer: o.Fencer, workers: o.Workers, tick: o.Tick, stepTO: o.StepTimeout, replWait: o.ReplacementWait,
-		selector: sel, closedOne: make(chan struct{}, 1),
+		closedOne: make(chan struct{}, 1),
 	}
+	c.cfg.Store(s)
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
@@ -270,10 +271,12 @@ func (c *Controller) processNext() bool {
 		return false
 	}
 	defer c.queue.Done(name)
+	// One configuration for the whole reconcile, however a reload goes.
+	cfg := c.conf()
 	// Steps run to completion even when the controller is told to stop: each
 	// is bounded by its own timeout, and the next leader resumes from the
 	// Takeover.
-	ctx, cancel := context.WithTimeout(context.Background(), c.stepTO+c.maxFenceTimeout())
+	ctx, cancel := context.WithTimeout(withSettings(context.Background(), cfg), c.stepTO+maxFenceTimeout(cfg))
 	defer cancel()
 	after, err := c.reconcile(ctx, name)
 	switch {
@@ -291,9 +294,9 @@ func (c *Controller) processNext() bool {
 
 // maxFenceTimeout is the longest fence call of any class, so that a step
 // which fences still has StepTimeout left to record the outcome.
-func (c *Controller) maxFenceTimeout() time.Duration {
+func maxFenceTimeout(cfg *settings) time.Duration {
 	var d time.Duration
-	for _, fc := range c.cfg.Fencing.Classes {
+	for _, fc := range cfg.Fencing.Classes {
 		d = max(d, fc.Timeout.Duration)
 	}
 	return d

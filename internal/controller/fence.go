@@ -19,7 +19,7 @@ import (
 // another leader began, it re-reads the Node and Lease live
 // (docs/design.md, rule 2) and takes a concurrency slot.
 func (c *Controller) fence(ctx context.Context, t *v1alpha1.Takeover, node *corev1.Node) (time.Duration, error) {
-	fc := c.incidentClass(t, node)
+	fc := incidentClass(c.confIn(ctx), t, node)
 	if fc == nil {
 		return 0, errors.New("no fence class for node") // decide never fences such a node
 	}
@@ -55,9 +55,10 @@ func (c *Controller) startFencing(ctx context.Context, t *v1alpha1.Takeover, fc 
 		after, err := c.abort(ctx, t, d)
 		return after, true, err
 	}
-	if !c.slots.take(t.Spec.NodeName, c.cfg.MaxConcurrent, c.nodesInPhases(v1alpha1.PhaseFencing, v1alpha1.PhaseFenced)) {
+	cfg := c.confIn(ctx)
+	if !c.slots.take(t.Spec.NodeName, cfg.MaxConcurrent, c.nodesInPhases(v1alpha1.PhaseFencing, v1alpha1.PhaseFenced)) {
 		after, err := c.pause(ctx, t, decide.Decision{Action: decide.Pause, Reason: decide.ReasonMaxConcurrent,
-			Message: fmt.Sprintf("other takeovers hold every slot (maxConcurrent %d)", c.cfg.MaxConcurrent)})
+			Message: fmt.Sprintf("other takeovers hold every slot (maxConcurrent %d)", cfg.MaxConcurrent)})
 		return after, true, err
 	}
 	if t.Status.Phase == v1alpha1.PhaseFencing {
@@ -118,7 +119,7 @@ func (c *Controller) fenced(ctx context.Context, t *v1alpha1.Takeover, fc *confi
 }
 
 func (c *Controller) fenceFailed(ctx context.Context, t *v1alpha1.Takeover, fc *config.FenceClass, ferr error) (time.Duration, error) {
-	backoff := c.backoff(int(t.Status.FenceAttempts))
+	backoff := retryBackoff(c.confIn(ctx), int(t.Status.FenceAttempts))
 	next := metav1.NewTime(c.clock.Now().Add(backoff))
 	t.Status.NextRetryTime = &next
 	msg := fmt.Sprintf("fencing with provider %s (class %s) failed: %v; nothing is released; retry in %s", fc.Provider, fc.Name, ferr, backoff)
@@ -133,10 +134,10 @@ func (c *Controller) fenceFailed(ctx context.Context, t *v1alpha1.Takeover, fc *
 	return backoff, nil
 }
 
-func (c *Controller) backoff(attempts int) time.Duration {
-	d := c.cfg.Retry.InitialBackoff.Duration
-	for i := 1; i < attempts && d < c.cfg.Retry.MaxBackoff.Duration; i++ {
+func retryBackoff(cfg *settings, attempts int) time.Duration {
+	d := cfg.Retry.InitialBackoff.Duration
+	for i := 1; i < attempts && d < cfg.Retry.MaxBackoff.Duration; i++ {
 		d *= 2
 	}
-	return min(d, c.cfg.Retry.MaxBackoff.Duration)
+	return min(d, cfg.Retry.MaxBackoff.Duration)
 }

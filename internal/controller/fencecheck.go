@@ -67,7 +67,7 @@ type fenceCheckState struct {
 // then every fenceCheckInterval, until ctx ends. Run starts it on the
 // leader.
 func (c *Controller) runFenceChecks(ctx context.Context) {
-	interval := c.cfg.FenceCheckInterval.Duration
+	interval := c.conf().FenceCheckInterval.Duration
 	if interval <= 0 {
 		c.log.Info("fence path checks are off (fenceCheckInterval 0)")
 		return
@@ -94,6 +94,8 @@ type fenceVerdict struct {
 // and the result published as the node's FenceReady condition, the
 // liberator_fence_ready metric, and an event when it changes.
 func (c *Controller) checkFences(ctx context.Context) {
+	cfg := c.conf()
+	ctx = withSettings(ctx, cfg)
 	newFencer := c.fencer
 	if c.fenceChecks.defaultFencer {
 		newFencer = c.defaultFencer(memoSecrets(c.secretGetter()))
@@ -101,7 +103,7 @@ func (c *Controller) checkFences(ctx context.Context) {
 	var nodes []*corev1.Node
 	for _, o := range c.nodes.GetStore().List() {
 		n := o.(*corev1.Node)
-		if ok, _ := c.eligible(n); !ok {
+		if ok, _ := eligible(cfg, n); !ok {
 			continue
 		}
 		if t := c.openTakeover(n.Name); t != nil && t.Status.Phase == v1alpha1.PhaseFencing {
@@ -150,7 +152,7 @@ feed:
 
 // checkFence checks one node's fence path.
 func (c *Controller) checkFence(ctx context.Context, n *corev1.Node, newFencer func(config.FenceClass) (fence.Fencer, error)) fenceVerdict {
-	fc := c.fenceClass(n)
+	fc := fenceClass(c.confIn(ctx), n)
 	switch {
 	case fc == nil:
 		return fenceVerdict{false, ReasonNoFenceClass, "no fence class in the configuration matches this node: if it fails it cannot be proven off and is never released"}

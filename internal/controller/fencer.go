@@ -15,33 +15,35 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// incidentClass is the fence class of tk's node: the class recorded on the
+// incidentClass is the fence class of tk's node under cfg: the class recorded on the
 // incident when it opened (so that a node whose object was deleted can be
-// fenced by name), else the one its labels select now.
-func (c *Controller) incidentClass(tk *v1alpha1.Takeover, node *corev1.Node) *config.FenceClass {
+// fenced by name), else the one its labels select now. A recorded class
+// that cfg no longer has with the recorded provider gives nil: the incident
+// is held, never fenced through another provider (SetConfig).
+func incidentClass(cfg *settings, tk *v1alpha1.Takeover, node *corev1.Node) *config.FenceClass {
 	if name := tk.Spec.FenceClass; name != "" {
-		for i := range c.cfg.Fencing.Classes {
-			if fc := &c.cfg.Fencing.Classes[i]; fc.Name == name && fc.Provider == tk.Spec.FenceProvider {
+		for i := range cfg.Fencing.Classes {
+			if fc := &cfg.Fencing.Classes[i]; fc.Name == name && fc.Provider == tk.Spec.FenceProvider {
 				return fc
 			}
 		}
 		return nil
 	}
-	return c.fenceClass(node)
+	return fenceClass(cfg, node)
 }
 
-// fenceClass returns the node's fence class, or nil.
-func (c *Controller) fenceClass(n *corev1.Node) *config.FenceClass {
+// fenceClass returns the node's fence class under cfg, or nil.
+func fenceClass(cfg *settings, n *corev1.Node) *config.FenceClass {
 	if n == nil {
 		return nil
 	}
-	return c.cfg.ClassFor(n.Name, n.Labels)
+	return cfg.ClassFor(n.Name, n.Labels)
 }
 
 // secretNamespace is where credentials Secrets live: the controller's own
 // namespace, which is that of its leader election Lease.
 func (c *Controller) secretNamespace() string {
-	if ns := c.cfg.LeaderElection.Namespace; ns != "" {
+	if ns := c.conf().LeaderElection.Namespace; ns != "" {
 		return ns
 	}
 	return "tkr-system"

@@ -16,19 +16,19 @@ import (
 var controlPlaneLabels = []string{"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
 
 // eligible applies the selector, control-plane and opt-out rules.
-func (c *Controller) eligible(n *corev1.Node) (bool, string) {
-	if n.Labels[c.cfg.OptOutLabel] == "true" {
-		return false, "opted out with label " + c.cfg.OptOutLabel + "=true"
+func eligible(cfg *settings, n *corev1.Node) (bool, string) {
+	if n.Labels[cfg.OptOutLabel] == "true" {
+		return false, "opted out with label " + cfg.OptOutLabel + "=true"
 	}
-	if !c.cfg.IncludeControlPlane {
+	if !cfg.IncludeControlPlane {
 		for _, l := range controlPlaneLabels {
 			if _, ok := n.Labels[l]; ok {
 				return false, "control-plane node (includeControlPlane is false)"
 			}
 		}
 	}
-	if !c.selector.Empty() && !c.selector.Matches(labels.Set(n.Labels)) {
-		return false, "outside nodeSelector " + c.selector.String()
+	if !cfg.selector.Empty() && !cfg.selector.Matches(labels.Set(n.Labels)) {
+		return false, "outside nodeSelector " + cfg.selector.String()
 	}
 	return true, ""
 }
@@ -54,8 +54,8 @@ type tally struct{ eligible, unhealthy, suspect, notReadyLeaseLive int }
 // count tallies, on the controller's clock, the eligible nodes and the
 // unhealthy ones among them, and names the unhealthy. The tick's scan and
 // the fresh count of an acting decision both use it.
-func (c *Controller) count() (tally, []string) {
-	t, unhealthy, _ := c.countAt(0)
+func (c *Controller) count(cfg *settings) (tally, []string) {
+	t, unhealthy, _ := c.countAt(cfg, 0)
 	return t, unhealthy
 }
 
@@ -67,8 +67,8 @@ type expiring struct {
 
 // countAt is count, and also names the healthy eligible nodes whose window
 // closes within horizon (0: none).
-func (c *Controller) countAt(horizon time.Duration) (tally, []string, []expiring) {
-	window := c.cfg.UnhealthyAfter.Duration
+func (c *Controller) countAt(cfg *settings, horizon time.Duration) (tally, []string, []expiring) {
+	window := cfg.UnhealthyAfter.Duration
 	takenOver := c.takenOver()
 	var t tally
 	var unhealthy []string
@@ -81,7 +81,7 @@ func (c *Controller) countAt(horizon time.Duration) (tally, []string, []expiring
 		if !v.hasNode || node == nil {
 			return // counted below if it has an open incident
 		}
-		if ok, _ := c.eligible(node); !ok {
+		if ok, _ := eligible(cfg, node); !ok {
 			return
 		}
 		t.eligible++
@@ -115,7 +115,8 @@ func (c *Controller) countAt(horizon time.Duration) (tally, []string, []expiring
 // scan publishes the count, reports storm transitions, and queues every
 // unhealthy eligible node.
 func (c *Controller) scan() {
-	t, unhealthy, soon := c.countAt(c.tick)
+	cfg := c.conf()
+	t, unhealthy, soon := c.countAt(cfg, c.tick)
 	c.counts.Store(&t)
 	c.m.EligibleNodes.Set(float64(t.eligible))
 	c.m.UnhealthyNodes.Set(float64(t.unhealthy))
@@ -125,7 +126,7 @@ func (c *Controller) scan() {
 		c.m.ViewBlind.Set(boolGauge(blind))
 		c.log.Info("view blind: no Lease renewal of any node seen for half the window; nothing is remediated", "blind", blind)
 	}
-	c.updateStorm(t)
+	c.updateStorm(cfg, t)
 	for _, name := range unhealthy {
 		c.queue.Add(name)
 	}
@@ -137,8 +138,8 @@ func (c *Controller) scan() {
 	c.publishPhases()
 }
 
-func (c *Controller) updateStorm(t tally) {
-	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
+func (c *Controller) updateStorm(cfg *settings, t tally) {
+	limit, _ := cfg.MaxUnhealthyOf(t.eligible)
 	on := t.unhealthy > limit
 	if was := c.stormOn.Swap(on); was == on {
 		return

@@ -52,6 +52,14 @@ func newHealthTracker(c clock.PassiveClock, blindAfter time.Duration) *healthTra
 	return &healthTracker{clock: c, nodes: map[string]*nodeHealth{}, blindAfter: blindAfter}
 }
 
+// setBlindAfter sets the gap that makes the view blind (half the window;
+// a reload may change the window).
+func (t *healthTracker) setBlindAfter(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.blindAfter = d
+}
+
 // blind reports whether no Lease renewal of any node has been seen for
 // blindAfter: the controller cannot tell a dead node from a blind view.
 func (t *healthTracker) blind() bool {

@@ -40,7 +40,6 @@ func (c *Controller) takeoverListWatch() *cache.ListWatch {
 }
 
 func (c *Controller) addHandlers() error {
-	window := c.cfg.UnhealthyAfter.Duration
 	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.onNode(o) },
 		UpdateFunc: func(_, o any) { c.onNode(o) },
@@ -54,8 +53,8 @@ func (c *Controller) addHandlers() error {
 		return err
 	}
 	if _, err := c.leases.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.onLease(o, window) },
-		UpdateFunc: func(_, o any) { c.onLease(o, window) },
+		AddFunc:    func(o any) { c.onLease(o, c.conf().UnhealthyAfter.Duration) },
+		UpdateFunc: func(_, o any) { c.onLease(o, c.conf().UnhealthyAfter.Duration) },
 		DeleteFunc: func(o any) {
 			if l, ok := tombstone(o).(*coordinationv1.Lease); ok {
 				c.health.forgetLease(l.Name)

@@ -42,7 +42,7 @@ func (c *Controller) powerOnAfterTakeover(ctx context.Context, t *v1alpha1.Takeo
 	if n := c.cachedNode(name); n != nil {
 		labels = n.Labels
 	}
-	fc := c.cfg.ClassFor(name, labels)
+	fc := c.confIn(ctx).ClassFor(name, labels)
 	if fc == nil || !fc.PowerOnAfterTakeover || fc.Provider != t.Spec.FenceProvider {
 		return false, nil
 	}

@@ -14,12 +14,13 @@ import (
 // reconcile looks at one node: read the caches, decide, act. It returns when
 // to look again, or an error to retry with backoff.
 func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration, error) {
+	cfg := c.confIn(ctx)
 	node := c.cachedNode(name)
 	tk := c.openTakeover(name)
 	if tk == nil {
 		c.slots.give(name) // its Takeover was deleted mid-fence, say
 	}
-	d := decide.Decide(c.input(name, node, tk, false))
+	d := decide.Decide(c.input(cfg, name, node, tk, false))
 	if tk != nil && !noop(d, tk) {
 		// An incident is to move on: act on the API server's copy, never
 		// on a cache that may lag behind our own last write. Decisions that
@@ -34,7 +35,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 		}
 		// The guards use a count taken now for the decisions they hold.
 		fresh := d.Action == decide.Open || d.Action == decide.Fence || d.Action == decide.Release
-		d = decide.Decide(c.input(name, node, live, fresh))
+		d = decide.Decide(c.input(cfg, name, node, live, fresh))
 		tk = live
 	}
 	c.m.Decisions.WithLabelValues(string(d.Action)).Inc()
@@ -94,19 +95,19 @@ func (c *Controller) heartbeatChanged(node *corev1.Node, tk *v1alpha1.Takeover) 
 // input gathers what decide needs for one node. With fresh, the guards use
 // a count taken now rather than the last tick's (for decisions that act:
 // a storm that began since the tick must hold them).
-func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover, fresh bool) decide.Input {
-	window := c.cfg.UnhealthyAfter.Duration
+func (c *Controller) input(cfg *settings, name string, node *corev1.Node, tk *v1alpha1.Takeover, fresh bool) decide.Input {
+	window := cfg.UnhealthyAfter.Duration
 	v := c.health.view(name, window)
 	n := decide.Node{Name: name, Exists: node != nil}
 	if node != nil {
 		n.UID, n.BootID = string(node.UID), node.Status.NodeInfo.BootID
-		n.Eligible, n.IneligibleReason = c.eligible(node)
+		n.Eligible, n.IneligibleReason = eligible(cfg, node)
 		n.HasLease, n.LeaseStaleFor = v.hasLease, v.leaseStale
 		n.Ready, n.NotReadyFor, n.HealthyFor = v.ready, v.notReadyFor, v.healthyFor
 		if !v.hasNode { // seen by the lister before the handler ran
 			n.Ready = kubeutil.NodeReady(node)
 		}
-		if fc := c.fenceClass(node); fc != nil {
+		if fc := fenceClass(cfg, node); fc != nil {
 			n.FenceProvider = fc.Provider
 		}
 	}
@@ -116,15 +117,15 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 	if tk != nil {
 		n.HeartbeatChanged = c.heartbeatChanged(node, tk)
 		n.FenceProvider = ""
-		if fc := c.incidentClass(tk, node); fc != nil {
+		if fc := incidentClass(cfg, tk, node); fc != nil {
 			n.FenceProvider = fc.Provider
 		}
 	}
 	t := *c.counts.Load()
 	if fresh {
-		t, _ = c.count()
+		t, _ = c.count(cfg)
 	}
-	limit, _ := c.cfg.MaxUnhealthyOf(t.eligible)
+	limit, _ := cfg.MaxUnhealthyOf(t.eligible)
 	return decide.Input{
 		Now:      c.clock.Now(),
 		Node:     n,
@@ -132,8 +133,8 @@ func (c *Controller) input(name string, node *corev1.Node, tk *v1alpha1.Takeover
 		Cluster: decide.Cluster{Eligible: t.eligible, Unhealthy: t.unhealthy, Suspect: t.suspect,
 			APIHealthy: c.api.healthy(), Blind: c.health.blind(), Active: c.active(name)},
 		Policy: decide.Policy{
-			UnhealthyAfter: window, HealthyDelay: c.cfg.HealthyDelay.Duration,
-			MaxUnhealthy: limit, MaxConcurrent: c.cfg.MaxConcurrent, MaxAttempts: c.cfg.Retry.MaxAttempts, DryRun: c.cfg.DryRun,
+			UnhealthyAfter: window, HealthyDelay: cfg.HealthyDelay.Duration,
+			MaxUnhealthy: limit, MaxConcurrent: cfg.MaxConcurrent, MaxAttempts: cfg.Retry.MaxAttempts, DryRun: cfg.DryRun,
 		},
 	}
 }

@@ -50,7 +50,8 @@ func (c *Controller) prune(ctx context.Context) {
 	for _, o := range c.takeovers.GetStore().List() {
 		all = append(all, o.(*v1alpha1.Takeover))
 	}
-	victims := beyondRetention(all, c.cfg.Retention, c.clock.Now())
+	cfg := c.conf()
+	victims := beyondRetention(all, cfg.Retention, c.clock.Now())
 	deleted := 0
 	for _, t := range victims {
 		if ctx.Err() != nil {
@@ -71,7 +72,7 @@ func (c *Controller) prune(ctx context.Context) {
 	}
 	if deleted > 0 {
 		c.log.Info("closed Takeovers deleted beyond retention", "deleted", deleted,
-			"perNode", c.cfg.Retention.PerNode, "total", c.cfg.Retention.Total, "maxAge", c.cfg.Retention.MaxAge.Duration)
+			"perNode", cfg.Retention.PerNode, "total", cfg.Retention.Total, "maxAge", cfg.Retention.MaxAge.Duration)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // workloads are done.
 func (c *Controller) track(ctx context.Context, t *v1alpha1.Takeover) (time.Duration, error) {
 	changed, waiting := c.findReplacements(t)
-	w := decide.Workloads{Moved: len(t.Status.MovedPods), Waiting: waiting, Timeout: c.cfg.WorkloadTimeout.Duration}
+	w := decide.Workloads{Moved: len(t.Status.MovedPods), Waiting: waiting, Timeout: c.confIn(ctx).WorkloadTimeout.Duration}
 	if rel := t.PhaseTime(v1alpha1.PhaseReleased); rel != nil {
 		w.SinceRelease = c.clock.Since(rel.Time)
 	}
