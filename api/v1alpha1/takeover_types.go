@@ -67,6 +67,33 @@ type TakeoverSpec struct {
 	// DryRun records what would be done without doing it.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+	// ConfirmedOff is an operator's statement that the node is powered
+	// off (`liberator confirm-off NODE`), Kubernetes' non-graceful node
+	// shutdown: the controller takes it as the proof a fence gives, for
+	// this incident only, after the same live checks it makes before a
+	// fence; it refuses it while the node's heartbeat is live.
+	// +optional
+	ConfirmedOff *ConfirmedOff `json:"confirmedOff,omitempty"`
+}
+
+// ConfirmedOff is who stated that the node is off, when and why.
+type ConfirmedOff struct {
+	// By is the user who stated it, as the API server authenticated them
+	// (a SelfSubjectReview).
+	// +kubebuilder:validation:MinLength=1
+	By string `json:"by"`
+	// Time is when it was stated.
+	Time metav1.Time `json:"time"`
+	// Reason is the operator's word on how they know the node is off
+	// ("pulled the plug").
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Reason string `json:"reason"`
+	// Heartbeat is the incident's heartbeat fingerprint (status.heartbeat,
+	// or spec.heartbeat) the statement was made against: an incident
+	// started over since (a new fingerprint) is not covered by it.
+	// +kubebuilder:validation:MinLength=1
+	Heartbeat string `json:"heartbeat"`
 }
 
 // PhaseTransition is one step of the timeline. A step that repeats (a
@@ -310,6 +337,18 @@ func (t *Takeover) DetectedHeartbeat() string {
 		return t.Status.Heartbeat
 	}
 	return t.Spec.Heartbeat
+}
+
+// ConfirmedOffFor returns the operator's confirmation that the node is
+// off when it was made for this incident as it stands (its heartbeat
+// fingerprint is the one recorded at detection), or nil: a confirmation
+// made before the incident started over is void.
+func (t *Takeover) ConfirmedOffFor() *ConfirmedOff {
+	c := t.Spec.ConfirmedOff
+	if c == nil || c.By == "" || c.Heartbeat == "" || c.Heartbeat != t.DetectedHeartbeat() {
+		return nil
+	}
+	return c
 }
 
 // DetectedBootID is the node's bootID recorded at detection.

@@ -40,6 +40,11 @@ fencing:
     nodeNames: [worker-9]
     provider: none
 `, ""},
+		{"none released without proof", head + "fencing: {classes: [{name: x, nodeNames: [w1], provider: none, releaseUnproven: true}]}\n", ""},
+		{"releaseUnproven on a power fence", head + "fencing: {classes: [{name: x, provider: fence-agent, agent: fence_ipmilan, address: 10.0.0.1, releaseUnproven: true}]}\n",
+			`fencing.classes[0].releaseUnproven: invalid value "true": only provider none releases without proof (provider is fence-agent); remove it`},
+		{"releaseUnproven on wait", head + "fencing: {classes: [{name: x, provider: wait, wait: {safeTime: 5s}, releaseUnproven: true}]}\n",
+			`fencing.classes[0].releaseUnproven: invalid value "true": only provider none releases without proof (provider is wait)`},
 		{"unknown field", head + "unhealthyAftr: 10s\n", `unknown field "unhealthyAftr"`},
 		{"unknown strategy", head + "releaseStrategy: Reboot\n", `releaseStrategy: invalid value "Reboot": must be one of OutOfServiceTaint, DeleteNode, ForceDelete`},
 		{"negative duration", head + "unhealthyAfter: -5s\n", `unhealthyAfter: invalid value "-5s": must be a positive duration`},

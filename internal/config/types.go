@@ -152,7 +152,15 @@ type FenceClass struct {
 	// NodeNames matches nodes by name (in addition to NodeSelector).
 	NodeNames []string `json:"nodeNames"`
 	// Provider is "fence-agent", "redfish", "agent", "wait" or "none".
+	// A none class has no automatic fence: its failed nodes wait until an
+	// operator states that they are off (liberator confirm-off NODE).
 	Provider string `json:"provider"`
+	// ReleaseUnproven (provider none only) releases the class's failed
+	// nodes at once without any proof that they are off (phase Fenced,
+	// reason FencedUnsafe, a Warning event each time): a standing
+	// statement that its nodes need no fencing, for nodes without shared
+	// storage.
+	ReleaseUnproven bool `json:"releaseUnproven,omitempty"`
 	// Wait configures the wait provider.
 	Wait *WaitFence `json:"wait,omitempty"`
 	// SelfFence configures the agent provider (the liberator agent's

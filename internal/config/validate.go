@@ -138,6 +138,9 @@ func validateClass(p *problems, f string, fc *FenceClass, names map[string]bool)
 		p.add(f+".provider", fc.Provider, "must be one of fence-agent, redfish, agent, wait, none")
 		return // the other fields depend on the provider: checking them would only repeat this
 	}
+	if fc.ReleaseUnproven && fc.Provider != ProviderNone {
+		p.add(f+".releaseUnproven", true, fmt.Sprintf("only provider none releases without proof (provider is %s); remove it", fc.Provider))
+	}
 	validatePowerFence(p, f, fc)
 	validateSelfFence(p, f, fc)
 	if fc.Timeout.Duration <= 0 {

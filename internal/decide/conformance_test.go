@@ -213,7 +213,11 @@ func variants(s abstract) []*Incident {
 // in internal/controller/reconcile.go builds it), and the live re-read.
 func concrete(s abstract, inc *Incident) (Input, Live) {
 	provider := [...]string{"redfish", "wait", "none"}[s.cls]
-	n := Node{Name: "worker-1", Exists: s.exists, HasLease: true, LeaseStaleFor: 10 * time.Second, FenceProvider: provider}
+	// The model's CLASS NONE is a none class with releaseUnproven: true
+	// (released without proof, flagged). A none class without it waits for
+	// an operator's confirm-off, which the model takes as a power fence's
+	// proof (model/README.md).
+	n := Node{Name: "worker-1", Exists: s.exists, HasLease: true, LeaseStaleFor: 10 * time.Second, FenceProvider: provider, ReleaseUnproven: s.cls == classNone}
 	if s.window {
 		n.LeaseStaleFor = time.Minute
 	}

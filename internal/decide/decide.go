@@ -94,7 +94,7 @@ func decideNew(in Input) Decision {
 		return Decision{Action: None, Reason: g.Reason, Message: g.Message}
 	}
 	if in.Cluster.Paused {
-		return Decision{Action: None, Reason: ReasonClusterPaused, Message: pausedMessage(in, "no takeover is opened")}
+		return Decision{Action: None, Reason: ReasonClusterPaused, Message: pausedMessage(in.Cluster.PauseNote, "no takeover is opened")}
 	}
 	msg := fmt.Sprintf("no Lease renewal seen for %s (unhealthyAfter %s)", n.LeaseStaleFor.Round(time.Second), in.Policy.UnhealthyAfter)
 	if why == ReasonNotReady {
@@ -183,9 +183,15 @@ func decideOpen(in Input) Decision {
 	if inc.Fenced {
 		return Decision{Action: Release, Reason: ReasonFenced}
 	}
+	if inc.ConfirmedOffBy != "" {
+		return confirmOff(inc)
+	}
 	if n.FenceProvider == "" {
 		return Decision{Action: Pause, Reason: ReasonUnfenceable,
-			Message: "no fence class in the configuration matches this node, so it cannot be proven off and is never released; add a fence class (provider wait, none, or a power fence) for it"}
+			Message: "no fence class in the configuration matches this node, so it cannot be proven off and is never released; add a fence class for it, or, once you have made sure that it is off, run: " + confirmCommand(n.Name)}
+	}
+	if d := awaitConfirmOff(n); d != nil {
+		return *d
 	}
 	if inc.Phase == PhaseFailed {
 		if d := retryWait(in); d != nil {
@@ -225,11 +231,18 @@ func decideGone(in Input) Decision {
 	if inc.Fenced {
 		return Decision{Action: Release, Reason: ReasonNodeGoneBeforeFence, Message: "the Node object was deleted; the node is fenced, its pods and attachments are released"}
 	}
+	leaseRenews := n.HasLease && n.LeaseStaleFor < in.Policy.UnhealthyAfter
+	if inc.ConfirmedOffBy != "" && !leaseRenews {
+		return confirmOff(inc)
+	}
 	if n.FenceProvider == "" {
 		return Decision{Action: Pause, Reason: ReasonUnfenceable,
-			Message: "the Node object was deleted and no fence class is recorded for it, so it cannot be proven off and is never released"}
+			Message: "the Node object was deleted and no fence class is recorded for it, so it cannot be proven off and is never released; once you have made sure that it is off, run: " + confirmCommand(n.Name)}
 	}
-	if n.HasLease && n.LeaseStaleFor < in.Policy.UnhealthyAfter {
+	if d := awaitConfirmOff(n); d != nil && !leaseRenews {
+		return *d
+	}
+	if leaseRenews {
 		// The Lease outlived the Node and still renews: the kubelet is alive.
 		// The node is fenced by name only once its Lease stays silent for a
 		// whole window on this controller's clock (it is detected anew).
@@ -256,11 +269,45 @@ func clusterPaused(in Input) *Decision {
 	if !in.Cluster.Paused {
 		return nil
 	}
-	return &Decision{Action: Pause, Reason: ReasonClusterPaused, Message: pausedMessage(in, "nothing is fenced")}
+	d := PausedHold(in.Cluster.PauseNote)
+	return &d
 }
 
-func pausedMessage(in Input, what string) string {
-	return fmt.Sprintf("liberator is paused (%s); %s until liberator resume", in.Cluster.PauseNote, what)
+// PausedHold is the decision that holds an incident about to be fenced
+// while liberator is paused; note says by whom, since when and why.
+func PausedHold(note string) Decision {
+	return Decision{Action: Pause, Reason: ReasonClusterPaused, Message: pausedMessage(note, "nothing is fenced")}
+}
+
+func pausedMessage(note, what string) string {
+	return fmt.Sprintf("liberator is paused (%s); %s until liberator resume", note, what)
+}
+
+// ProviderNone is the fence provider that fences nothing (the
+// configuration's provider none).
+const ProviderNone = "none"
+
+// confirmOff takes the operator's statement that the node is off; the
+// controller re-reads the node live first (BeforeConfirmOff).
+func confirmOff(inc *Incident) Decision {
+	return Decision{Action: ConfirmOff, Reason: ReasonConfirmedOff,
+		Message: "confirmed off by " + inc.ConfirmedOffBy}
+}
+
+// awaitConfirmOff holds an incident whose class has no automatic fence
+// (provider none without releaseUnproven) until an operator states that
+// the node is off; nil for any other class.
+func awaitConfirmOff(n Node) *Decision {
+	if n.FenceProvider != ProviderNone || n.ReleaseUnproven {
+		return nil
+	}
+	return &Decision{Action: Pause, Reason: ReasonAwaitingConfirmOff,
+		Message: "the node's fence class has no automatic fence (provider none), so nothing is released until an operator who has made sure that the node is off runs: " + confirmCommand(n.Name)}
+}
+
+// confirmCommand is the command that states a node is off.
+func confirmCommand(node string) string {
+	return "liberator confirm-off " + node + " --reason '...'"
 }
 
 // dryRun reports, once, what would be done while the policy in force is a

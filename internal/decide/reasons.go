@@ -38,6 +38,11 @@ const (
 	// ReasonClusterPaused: liberator is paused (liberator pause): no
 	// incident is opened and no node is fenced until liberator resume.
 	ReasonClusterPaused = "ClusterPaused"
+	// ReasonAwaitingConfirmOff: the node's class has no automatic fence
+	// (provider none): an operator's confirm-off is awaited.
+	ReasonAwaitingConfirmOff = "AwaitingConfirmOff"
+	// ReasonConfirmedOff: an operator stated that the node is off.
+	ReasonConfirmedOff = "ConfirmedOff"
 
 	// Reasons of the steps the controller records.
 	ReasonFenceStarted  = "FenceStarted"
@@ -59,6 +64,9 @@ const (
 	EventPodReady         = "PodReady"
 	EventFenceReady       = "FenceReady"
 	EventFenceNotReady    = "FenceNotReady"
+	// EventConfirmOffRefused: an operator's confirm-off was refused, the
+	// node's heartbeat being live.
+	EventConfirmOffRefused = "ConfirmOffRefused"
 
 	// Reasons of conditions on a Takeover.
 	ReasonPoweredOn     = "PoweredOn"

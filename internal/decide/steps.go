@@ -60,6 +60,22 @@ func BeforeFence(inc *Incident, live Live) Decision {
 	return Decision{Action: Fence, Reason: inc.reasonToFence()}
 }
 
+// BeforeConfirmOff decides, on a live re-read, whether an operator's
+// statement that the node is off may be taken as its fence.
+// It is BeforeFence's check: a heartbeat seen to change since detection,
+// or a re-registered Node, refuses it (the node is alive, whatever was
+// said) and closes the incident; a deleted Node whose Lease renewed
+// starts the incident over, and the statement, made for the incident as
+// it was, no longer counts.
+func BeforeConfirmOff(inc *Incident, live Live) Decision {
+	d := BeforeFence(inc, live)
+	if d.Action == Fence {
+		return confirmOff(inc)
+	}
+	d.Message = "confirm-off by " + inc.ConfirmedOffBy + " refused: the node's heartbeat is live; " + d.Message
+	return d
+}
+
 // ConfirmResumed decides, on a live re-read, whether a heartbeat the cache
 // showed really resumed: only a live change (or a re-registered Node)
 // closes the incident. A cache that lags (another replica recorded a newer

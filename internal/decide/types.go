@@ -37,6 +37,10 @@ const (
 	Redetect Action = "Redetect"
 	// ReportDryRun records what would be done, in dry-run mode.
 	ReportDryRun Action = "ReportDryRun"
+	// ConfirmOff takes an operator's statement that the node is off
+	// (liberator confirm-off) as its fence, after a live re-read
+	// (BeforeConfirmOff).
+	ConfirmOff Action = "ConfirmOff"
 )
 
 // Phase is a Takeover phase.
@@ -86,6 +90,11 @@ type Node struct {
 	// class matches (the node is unfenceable). For a node whose object is
 	// gone it is the class recorded on the incident.
 	FenceProvider string
+	// ReleaseUnproven is the class's releaseUnproven (provider none
+	// only): its nodes are released without proof. Without it a provider
+	// none class has no automatic fence, and its nodes wait for an
+	// operator's confirm-off.
+	ReleaseUnproven bool
 	// HeartbeatChanged is true when, with an incident open, the controller
 	// has seen the node's heartbeat (Lease renewTime, Ready heartbeat)
 	// differ from the one recorded at detection: the node is alive.
@@ -120,6 +129,11 @@ type Incident struct {
 	WorkloadsReady bool
 	// DeleteNode is true when the strategy deletes the Node object.
 	DeleteNode bool
+	// ConfirmedOffBy names the operator who stated that the node is off
+	// (liberator confirm-off) for this incident as it stands; "" when
+	// nobody did, or the statement was made before the incident started
+	// over.
+	ConfirmedOffBy string
 }
 
 // Cluster is the view across nodes that the guards need.

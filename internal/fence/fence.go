@@ -155,14 +155,20 @@ func (f Factory) creds(ctx context.Context, name string) (Credentials, error) {
 	return c, nil
 }
 
-// None fences nothing. It exists for node classes whose operators state in
-// the configuration that no fencing is needed (for example nodes whose
-// workloads use no shared storage). Every use is logged and evented as
+// None fences nothing: its class has no automatic fence, and its nodes
+// are released only once an operator states that they are off (liberator
+// confirm-off), unless the class says releaseUnproven: true, a standing
+// statement that no fencing is needed (for example nodes whose workloads
+// use no shared storage). Every such release is logged and evented as
 // unsafe.
 type None struct{}
 
-// Fence reports success at once, marked unsafe.
-func (None) Fence(context.Context, Target) (Result, error) {
+// Fence reports success at once, marked unsafe, for a class with
+// releaseUnproven; for any other it fails: nothing proves the node off.
+func (None) Fence(_ context.Context, t Target) (Result, error) {
+	if !t.Class.ReleaseUnproven {
+		return Result{}, fmt.Errorf("provider none has no automatic fence (class %s): the node is released once an operator who has made sure that it is off runs liberator confirm-off %s", t.Class.Name, t.Node)
+	}
 	return Result{Done: true, Unsafe: true, Output: "provider none: the node was not proven off (policy accepts this for its class)"}, nil
 }
 

@@ -26,13 +26,28 @@ func TestWait(t *testing.T) {
 }
 
 func TestNoneIsUnsafe(t *testing.T) {
-	f, err := For(config.FenceClass{Name: "stateless", Provider: "none"})
+	c := config.FenceClass{Name: "stateless", Provider: "none", ReleaseUnproven: true}
+	f, err := For(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := f.Fence(context.Background(), Target{Node: "n"})
+	r, _ := f.Fence(context.Background(), Target{Node: "n", Class: c})
 	if !r.Done || !r.Unsafe {
 		t.Fatalf("none: %+v, want done and unsafe", r)
+	}
+}
+
+// A none class without releaseUnproven has no automatic fence: asked to
+// fence anyway, it refuses (only an operator's confirm-off releases it).
+func TestNoneWithoutReleaseUnprovenFencesNothing(t *testing.T) {
+	c := config.FenceClass{Name: "manual", Provider: "none"}
+	f, err := For(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Fence(context.Background(), Target{Node: "n", Class: c})
+	if err == nil || r.Done || !strings.Contains(err.Error(), "liberator confirm-off n") {
+		t.Fatalf("none without releaseUnproven: %+v, %v; want an error naming confirm-off", r, err)
 	}
 }
 
