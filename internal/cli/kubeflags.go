@@ -269,6 +269,7 @@ func addOperatorCommands(root *cobra.Command, s IOStreams) {
 		newReadmitCommand(s, k),
 		newJoinCommand(s, k),
 		newDrillCommand(s, k),
+		newConfirmOffCommand(s, k),
 	}
 	k.addRootFlags(root, cmds)
 	root.AddCommand(cmds...)
