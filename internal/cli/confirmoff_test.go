@@ -49,7 +49,7 @@ func confirmBed(t *testing.T, renewed time.Duration, phase v1alpha1.Phase, detec
 			detected = release.Heartbeat(n, l)
 		}
 		tk := &v1alpha1.Takeover{ObjectMeta: metav1.ObjectMeta{Name: "w1-20261202-145900", UID: "uid-tk"},
-			Spec: v1alpha1.TakeoverSpec{NodeName: "w1", NodeUID: "uid-w1", Heartbeat: detected, FenceProvider: "none", FenceClass: "manual"},
+			Spec:   v1alpha1.TakeoverSpec{NodeName: "w1", NodeUID: "uid-w1", Heartbeat: detected, FenceProvider: "none", FenceClass: "manual"},
 			Status: v1alpha1.TakeoverStatus{Phase: phase, Heartbeat: detected, Timeline: []v1alpha1.PhaseTransition{{Phase: v1alpha1.PhaseDetected}, {Phase: phase}}}}
 		b = b.WithObjects(tk)
 	}
