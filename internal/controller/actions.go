@@ -127,7 +127,17 @@ func (c *Controller) recover(ctx context.Context, t *v1alpha1.Takeover) (time.Du
 
 // abort closes an incident whose node came back (or went away) before
 // anything was released.
-func (c *Controller) abort(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision) (time.Duration, error) {
+func (c *Controller) abort(ctx context.Context, t *v1alpha1.Takeover, d decide.Decision) (_ time.Duration, err error) {
+	co := pendingConfirmOff(t)
+	if co != nil && d.Reason == decide.ReasonHeartbeatResumed {
+		// An operator said the node is off; its heartbeat says otherwise.
+		d.Message = refusedMessage(co, d.Message)
+		defer func() {
+			if err == nil {
+				c.confirmOffRefused(t, co, d.Message)
+			}
+		}()
+	}
 	return 0, c.transition(ctx, t, step{phase: v1alpha1.PhaseRecovered, reason: d.Reason, message: d.Message,
 		log: "takeover closed before release", event: decide.EventTakeoverAborted})
 }

@@ -30,8 +30,12 @@ const (
 	ReasonFencePathOK = "FencePathOK"
 	// True: provider wait; nothing to check (the node's watchdog is relied on).
 	ReasonWaitProvider = "WaitProvider"
-	// True: provider none; the node is released without being proven off.
+	// True: provider none with releaseUnproven; the node is released
+	// without being proven off.
 	ReasonNoFencing = "NoFencing"
+	// True: provider none; the class has no automatic fence: the node is
+	// released once an operator states that it is off (confirm-off).
+	ReasonConfirmOffRequired = "ConfirmOffRequired"
 	// True: the provider has no status to check.
 	ReasonNotCheckable = "NotCheckable"
 	// False: the provider's status failed (unreachable BMC, wrong
@@ -156,6 +160,8 @@ func (c *Controller) checkFence(ctx context.Context, n *corev1.Node, newFencer f
 	switch {
 	case fc == nil:
 		return fenceVerdict{false, ReasonNoFenceClass, "no fence class in the configuration matches this node: if it fails it cannot be proven off and is never released"}
+	case fc.Provider == config.ProviderNone && !fc.ReleaseUnproven:
+		return fenceVerdict{true, ReasonConfirmOffRequired, fmt.Sprintf("fence class %s uses provider none, which has no automatic fence: if this node fails it is released only once an operator who has made sure that it is off runs liberator confirm-off %s", fc.Name, n.Name)}
 	case fc.Provider == config.ProviderNone:
 		return fenceVerdict{true, ReasonNoFencing, fmt.Sprintf("fence class %s uses provider none: if this node fails it is released without being proven off, as the policy allows", fc.Name)}
 	case fc.Provider == config.ProviderWait:

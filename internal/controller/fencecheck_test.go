@@ -55,13 +55,14 @@ func newCheckBed(t *testing.T, objs ...client.Object) *checkBed {
 		{Name: "ipmi", Provider: config.ProviderFenceAgent, Agent: "fence_ipmilan", Action: config.ActionOff, NodeNames: []string{"w1", "w2"},
 			PowerOnAfterTakeover: true, Timeout: config.Duration{Duration: time.Second}},
 		{Name: "lab", Provider: config.ProviderWait, NodeSelector: "lab=true", Wait: &config.WaitFence{SafeTime: config.Duration{Duration: 10 * time.Second}}, Timeout: config.Duration{Duration: time.Second}},
-		{Name: "stateless", Provider: config.ProviderNone, NodeNames: []string{"w4"}, Timeout: config.Duration{Duration: time.Second}},
+		{Name: "stateless", Provider: config.ProviderNone, ReleaseUnproven: true, NodeNames: []string{"w4"}, Timeout: config.Duration{Duration: time.Second}},
+		{Name: "manual", Provider: config.ProviderNone, NodeNames: []string{"w6"}, Timeout: config.Duration{Duration: time.Second}},
 	}
 	nodes := []*corev1.Node{}
 	for _, n := range []struct {
 		name   string
 		labels map[string]string
-	}{{"w1", nil}, {"w2", nil}, {"w3", map[string]string{"lab": "true"}}, {"w4", nil}, {"w5", nil},
+	}{{"w1", nil}, {"w2", nil}, {"w3", map[string]string{"lab": "true"}}, {"w4", nil}, {"w5", nil}, {"w6", nil},
 		{"cp", map[string]string{"node-role.kubernetes.io/control-plane": ""}}} {
 		nodes = append(nodes, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name, UID: types.UID("uid-" + n.name), Labels: n.labels}})
 	}
@@ -160,6 +161,7 @@ func TestFenceCheckPublishesCondition(t *testing.T) {
 		"w3": {corev1.ConditionTrue, ReasonWaitProvider, "fenced 10s after detection"},
 		"w4": {corev1.ConditionTrue, ReasonNoFencing, "without being proven off"},
 		"w5": {corev1.ConditionFalse, ReasonNoFenceClass, "never released"},
+		"w6": {corev1.ConditionTrue, ReasonConfirmOffRequired, "released only once an operator who has made sure that it is off runs liberator confirm-off w6"},
 	}
 	for node, w := range want {
 		cond := b.condition(t, node)

@@ -57,6 +57,9 @@ func incident(t *v1alpha1.Takeover) *decide.Incident {
 		WorkloadsReady: t.PhaseTime(v1alpha1.PhaseWorkloadsReady) != nil,
 		DeleteNode:     t.Spec.Strategy == v1alpha1.StrategyDeleteNode,
 	}
+	if co := t.ConfirmedOffFor(); co != nil {
+		inc.ConfirmedOffBy = co.By
+	}
 	if s.NextRetryTime != nil {
 		inc.NextRetry = s.NextRetryTime.Time
 	}

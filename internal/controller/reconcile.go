@@ -57,6 +57,8 @@ func (c *Controller) reconcile(ctx context.Context, name string) (time.Duration,
 		return c.reportDryRun(ctx, tk, node)
 	case decide.Fence:
 		return c.fence(ctx, tk, node)
+	case decide.ConfirmOff:
+		return c.confirmOff(ctx, tk)
 	case decide.Release:
 		return c.release(ctx, tk)
 	case decide.TrackWorkloads:
@@ -108,7 +110,7 @@ func (c *Controller) input(cfg *settings, name string, node *corev1.Node, tk *v1
 			n.Ready = kubeutil.NodeReady(node)
 		}
 		if fc := fenceClass(cfg, node); fc != nil {
-			n.FenceProvider = fc.Provider
+			n.FenceProvider, n.ReleaseUnproven = fc.Provider, fc.ReleaseUnproven
 		}
 	}
 	if node == nil { // a Lease may outlive its Node
@@ -116,9 +118,9 @@ func (c *Controller) input(cfg *settings, name string, node *corev1.Node, tk *v1
 	}
 	if tk != nil {
 		n.HeartbeatChanged = c.heartbeatChanged(node, tk)
-		n.FenceProvider = ""
+		n.FenceProvider, n.ReleaseUnproven = "", false
 		if fc := incidentClass(cfg, tk, node); fc != nil {
-			n.FenceProvider = fc.Provider
+			n.FenceProvider, n.ReleaseUnproven = fc.Provider, fc.ReleaseUnproven
 		}
 	}
 	t := *c.counts.Load()
