@@ -12,6 +12,7 @@ import (
 	"github.com/liberator-dev/liberator/internal/config"
 	"github.com/liberator-dev/liberator/internal/fence"
 	"github.com/liberator-dev/liberator/internal/metrics"
+	"github.com/liberator-dev/liberator/internal/pause"
 	"github.com/liberator-dev/liberator/internal/release"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -82,6 +83,12 @@ type Controller struct {
 	agents       *agentTracker
 	agentFactory informers.SharedInformerFactory
 	agentLeases  cache.SharedIndexInformer
+
+	// pauseInf watches the pause ConfigMap (pause.go); paused is the pause
+	// in force, nil when none.
+	pauseFactory informers.SharedInformerFactory
+	pauseInf     cache.SharedIndexInformer
+	paused       atomic.Pointer[pause.State]
 
 	// counts is the last tick's eligible/unhealthy tally (for metrics and
 	// storm transitions); decisions on incidents recount.
@@ -167,6 +174,8 @@ func New(o Options) (*Controller, error) {
 	c.takeovers = cache.NewSharedIndexInformer(c.takeoverListWatch(), &v1alpha1.Takeover{}, 0,
 		cache.Indexers{byNode: takeoverNodeIndex, byPhase: takeoverPhaseIndex})
 	infs := []cache.SharedIndexInformer{c.nodes, c.pods, c.vas, c.leases, c.takeovers}
+	c.pauseFactory, c.pauseInf = newPauseInformer(o.Kube, c.secretNamespace())
+	infs = append(infs, c.pauseInf)
 	if found, margin := agentClasses(o.Config); found {
 		c.agents = newAgentTracker(c.clock, margin)
 		c.agents.blind = c.health.blind
@@ -184,6 +193,9 @@ func New(o Options) (*Controller, error) {
 	if err := c.addHandlers(); err != nil {
 		return nil, err
 	}
+	if err := c.addPauseHandlers(); err != nil {
+		return nil, err
+	}
 	if c.agents != nil {
 		if err := c.addAgentHandlers(); err != nil {
 			return nil, err
@@ -198,7 +210,10 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.leaseFactory.Start(ctx.Done())
 	go c.takeovers.RunWithContext(ctx)
-	synced := []cache.InformerSynced{c.nodes.HasSynced, c.leases.HasSynced, c.pods.HasSynced, c.vas.HasSynced, c.takeovers.HasSynced}
+	c.pauseFactory.Start(ctx.Done())
+	// The pause is known before anything is decided: a controller that
+	// restarts during a pause must not fence before its watch says so.
+	synced := []cache.InformerSynced{c.nodes.HasSynced, c.leases.HasSynced, c.pods.HasSynced, c.vas.HasSynced, c.takeovers.HasSynced, c.pauseInf.HasSynced}
 	if c.agents != nil {
 		c.agentFactory.Start(ctx.Done())
 		synced = append(synced, c.agentLeases.HasSynced)

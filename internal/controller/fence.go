@@ -38,11 +38,15 @@ func (c *Controller) fence(ctx context.Context, t *v1alpha1.Takeover, node *core
 	return soon, c.fenced(ctx, t, fc, res)
 }
 
-// startFencing begins a fence attempt: a live re-read that stops it on a
-// heartbeat (decide.BeforeFence), a concurrency slot (maxConcurrent, held
-// exactly across workers), then phase Fencing. stop is true when the
-// attempt must not go on now.
+// startFencing begins a fence attempt: a live read of the pause (held
+// while liberator is paused), a live re-read that stops it on a heartbeat
+// (decide.BeforeFence), a concurrency slot (maxConcurrent, held exactly
+// across workers), then phase Fencing. stop is true when the attempt must
+// not go on now.
 func (c *Controller) startFencing(ctx context.Context, t *v1alpha1.Takeover, fc *config.FenceClass) (time.Duration, bool, error) {
+	if after, stop, err := c.holdIfPausedLive(ctx, t); stop {
+		return after, true, err
+	}
 	_, check, err := c.liveCheck(ctx, t)
 	if err != nil {
 		return 0, true, err

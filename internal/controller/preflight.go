@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/pause"
 	"github.com/liberator-dev/liberator/internal/release"
 )
 
@@ -51,6 +52,7 @@ func Permissions(leaderNamespace, leaderName string) []Permission {
 	add("coordination.k8s.io", "leases", leaderNamespace, "", "leader election", "create")
 	add("coordination.k8s.io", "leases", leaderNamespace, "", "liberator agents' Leases: watch them, write fence requests (agent fence provider)", "get", "list", "watch", "patch")
 	add("", "secrets", leaderNamespace, "", "BMC credentials of the fence classes (credentialsSecret), read when needed", "get")
+	add("", "configmaps", leaderNamespace, pause.ConfigMapName, "the cluster-wide pause (liberator pause): watch it, read it live before fencing", "get", "list", "watch")
 	return p
 }
 

@@ -128,12 +128,13 @@ func (c *Controller) input(cfg *settings, name string, node *corev1.Node, tk *v1
 		t, _ = c.count(cfg)
 	}
 	limit, _ := cfg.MaxUnhealthyOf(t.eligible)
+	p := c.pauseNow()
 	return decide.Input{
 		Now:      c.clock.Now(),
 		Node:     n,
 		Incident: incident(tk),
 		Cluster: decide.Cluster{Eligible: t.eligible, Unhealthy: t.unhealthy, Suspect: t.suspect,
-			APIHealthy: c.api.healthy(), Blind: c.health.blind(), Active: c.active(name)},
+			APIHealthy: c.api.healthy(), Blind: c.health.blind(), Active: c.active(name), Paused: p != nil, PauseNote: noteOf(p)},
 		Policy: decide.Policy{
 			UnhealthyAfter: window, HealthyDelay: cfg.HealthyDelay.Duration,
 			MaxUnhealthy: limit, MaxConcurrent: cfg.MaxConcurrent, MaxAttempts: cfg.Retry.MaxAttempts, DryRun: cfg.DryRun,

@@ -64,6 +64,10 @@ type Metrics struct {
 	ViewBlind             prometheus.Gauge
 	NotReadyLeaseRenewing prometheus.Gauge
 	RebootNotProven       *prometheus.CounterVec
+
+	// Paused is 1 while an operator has paused liberator (liberator
+	// pause): no takeover is opened and no node is fenced.
+	Paused prometheus.Gauge
 }
 
 // durationBuckets are the upper bounds, in seconds, of the takeover
@@ -82,6 +86,9 @@ func New() *Metrics {
 		}, []string{"version", "revision", "goversion"}),
 		EligibleNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_eligible_nodes", Help: "Nodes liberator watches over (selector, opt-out and control-plane rules applied).",
+		}),
+		Paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liberator_paused", Help: "1 while liberator is paused (liberator pause): no takeover is opened and no node is fenced; a node already fenced is still released.",
 		}),
 		ViewBlind: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "liberator_view_blind", Help: "1 while no Lease renewal of any node has been seen for half the window (API server, etcd or watch down); nothing is remediated.",
@@ -167,7 +174,7 @@ func New() *Metrics {
 		goCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.BuildInfo,
-		m.ViewBlind, m.NotReadyLeaseRenewing, m.RebootNotProven,
+		m.ViewBlind, m.NotReadyLeaseRenewing, m.RebootNotProven, m.Paused,
 		m.EligibleNodes, m.UnhealthyNodes, m.StormGuardActive, m.StormGuardTrips, m.APIGuardActive, m.APIErrors,
 		m.OpenTakeovers, m.TakeoversOpened, m.TakeoversFinished, m.Transitions, m.PhaseSeconds, m.Downtime, m.DowntimeParts,
 		m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
