@@ -66,9 +66,9 @@ type Controller struct {
 	stepTO   time.Duration
 	replWait time.Duration
 
-	health   *healthTracker
-	api      apiGuard
-	queue    workqueue.TypedRateLimitingInterface[string]
+	health *healthTracker
+	api    apiGuard
+	queue  workqueue.TypedRateLimitingInterface[string]
 
 	factory      informers.SharedInformerFactory
 	leaseFactory informers.SharedInformerFactory
