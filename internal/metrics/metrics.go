@@ -56,6 +56,16 @@ type Metrics struct {
 	// PowerOns counts powerOnAfterTakeover calls by result.
 	PowerOns *prometheus.CounterVec
 
+	// ConfigReloads counts the changes of the configuration file seen
+	// while running, by result (applied, refused);
+	// ConfigLastReloadSuccessful is 0 after a refused one;
+	// ConfigLastReloadSuccess is when the configuration in force was
+	// loaded; ConfigInfo is 1, labelled with its hash (config.go).
+	ConfigReloads              *prometheus.CounterVec
+	ConfigLastReloadSuccessful prometheus.Gauge
+	ConfigLastReloadSuccess    prometheus.Gauge
+	ConfigInfo                 *prometheus.GaugeVec
+
 	// ViewBlind is 1 while no Lease renewal of any node has been seen for
 	// half the window; NotReadyLeaseRenewing counts eligible nodes NotReady
 	// for the window while their Lease renews (reported, never taken over);
@@ -180,6 +190,9 @@ func New() *Metrics {
 		m.FenceCalls, m.FenceSeconds, m.Decisions, m.IsLeader,
 		m.FenceReady, m.FenceChecks, m.FenceCheckSeconds, m.PowerOns,
 	)
+	m.ConfigReloads, m.ConfigLastReloadSuccessful, m.ConfigLastReloadSuccess, m.ConfigInfo = newConfigCollectors()
+	m.Registry.MustRegister(m.ConfigReloads, m.ConfigLastReloadSuccessful, m.ConfigLastReloadSuccess, m.ConfigInfo)
+	m.ConfigLastReloadSuccessful.Set(1)
 	m.SetBuildInfo("dev", "unknown")
 	return m
 }

@@ -45,6 +45,8 @@ func populate(m *Metrics) {
 	m.FenceChecks.WithLabelValues("wait", "ok").Inc()
 	m.FenceCheckSeconds.WithLabelValues("wait").Observe(1)
 	m.PowerOns.WithLabelValues("success").Inc()
+	m.ConfigReloads.WithLabelValues("applied").Inc()
+	m.SetConfigHash("0123456789ab")
 }
 
 // scrapeOpenMetrics serves g the way the controller does and reads it back

@@ -47,6 +47,9 @@ type Options struct {
 	MetricsSecure   bool
 	MetricsCertFile string
 	MetricsKeyFile  string
+	// ConfigReloadInterval is how often the config file is read for a
+	// change, applied live (reload.go); 0 turns reloading off.
+	ConfigReloadInterval time.Duration
 
 	// Version is the build's version, for the log and the user agent;
 	// Revision its VCS revision. Both label liberator_build_info.
@@ -54,6 +57,12 @@ type Options struct {
 	Revision string
 	// LogOutput receives the log (the command's standard error).
 	LogOutput io.Writer
+
+	// flags are the flags Load applied, applied again over every reload;
+	// configHash is the hash of the file content Load read ("" when the
+	// file changed while it was read: the first poll loads it again).
+	flags      *pflag.FlagSet
+	configHash string
 }
 
 // AddFlags declares the controller's flags on fs.
@@ -77,10 +86,25 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve /metrics over HTTPS, only to a bearer token the API server authenticates whose user may get /metrics (the ClusterRole liberator-metrics-reader)")
 	fs.StringVar(&o.MetricsCertFile, "metrics-cert-file", "", "PEM certificate of the --metrics-secure endpoint, read again when it changes (a self-signed one is made at start when empty)")
 	fs.StringVar(&o.MetricsKeyFile, "metrics-key-file", "", "PEM private key of --metrics-cert-file")
+	fs.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", DefaultConfigReloadInterval, "how often the --config file is read for a change, applied live when valid (0: never)")
 }
 
-// Load reads the config file and applies the flags of fs that were set.
+// Load reads the config file and applies the flags of fs that were set. A
+// reload of the file while the controller runs goes through Load again.
 func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
+	before, _ := contentHash(o.ConfigPath)
+	cfg, err := o.load(fs)
+	if err != nil {
+		return nil, err
+	}
+	o.flags, o.configHash = fs, before
+	if after, _ := contentHash(o.ConfigPath); after != before {
+		o.configHash = ""
+	}
+	return cfg, nil
+}
+
+func (o *Options) load(fs *pflag.FlagSet) (*config.Config, error) {
 	if err := logging.Validate(o.LogFormat); err != nil {
 		return nil, err
 	}
@@ -89,6 +113,9 @@ func (o *Options) Load(fs *pflag.FlagSet) (*config.Config, error) {
 	}
 	if (o.MetricsCertFile == "") != (o.MetricsKeyFile == "") || (o.MetricsCertFile != "" && !o.MetricsSecure) {
 		return nil, fmt.Errorf("--metrics-cert-file and --metrics-key-file go together, with --metrics-secure")
+	}
+	if o.ConfigReloadInterval < 0 {
+		return nil, fmt.Errorf("--config-reload-interval must not be negative (got %s)", o.ConfigReloadInterval)
 	}
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {

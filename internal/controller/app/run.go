@@ -59,6 +59,7 @@ func Run(parent context.Context, o *Options, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	startReloader(ctx, o, c, m, log)
 	log.Info("starting liberator controller", "version", o.Version, "unhealthyAfter", cfg.UnhealthyAfter.Duration,
 		"releaseStrategy", cfg.ReleaseStrategy, "maxUnhealthy", cfg.MaxUnhealthy.String(), "dryRun", cfg.DryRun,
 		"fenceClasses", len(cfg.Fencing.Classes))
