@@ -98,7 +98,7 @@ byte holder = 0;    /* holder of the leader Lease: 0, 1 or NOBODY */
 /* ---- the Takeover (shared, persisted) ---- */
 byte ph = P_NONE;
 bit  fenced = 0;    /* a fence succeeded for this incident */
-bit  unsafe = 0;    /* fenced by provider none: flagged (FencedUnsafe) */
+bit  unsafe = 0;    /* fenced by provider none with releaseUnproven: flagged (FencedUnsafe); an operator's confirm-off is a CLASS POWER fence (model/README.md) */
 bit  fpchg = 0;     /* the live Lease/Node heartbeat differs from the detection fingerprint */
 
 /* ---- each controller replica (process-local, lost on a leader change) ---- */
