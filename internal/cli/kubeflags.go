@@ -260,7 +260,8 @@ func completeNodes(k *kubeFlags) cobra.CompletionFunc {
 }
 
 // addOperatorCommands adds the operator commands (status, evacuate,
-// readmit, join-command, drill) to the root, with the standard kube flags.
+// readmit, join-command, drill, confirm-off, pause, resume) to the root,
+// with the standard kube flags.
 func addOperatorCommands(root *cobra.Command, s IOStreams) {
 	k := newKubeFlags()
 	cmds := []*cobra.Command{
@@ -270,6 +271,8 @@ func addOperatorCommands(root *cobra.Command, s IOStreams) {
 		newJoinCommand(s, k),
 		newDrillCommand(s, k),
 		newConfirmOffCommand(s, k),
+		newPauseCommand(s, k),
+		newResumeCommand(s, k),
 	}
 	k.addRootFlags(root, cmds)
 	root.AddCommand(cmds...)

@@ -12,12 +12,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/pause"
 	"github.com/liberator-dev/liberator/internal/release"
 )
 
 type statusOptions struct {
 	output    string
 	noHeaders bool
+	// controllerNamespace is where the pause ConfigMap lives.
+	controllerNamespace string
 }
 
 func newStatusCommand(s IOStreams, k *kubeFlags) *cobra.Command {
@@ -30,7 +34,10 @@ clock minus the renewTime the kubelet wrote; a display only, liberator itself
 never compares clocks), the FenceReady condition, whether it is cordoned or
 tainted out-of-service, how many stateful pods it runs (StatefulSet pods and
 pods with a ReadWriteOnce volume: the ones that stay down if the node fails),
-and its open Takeover with phase and elapsed time.
+and its open Takeover with phase and elapsed time. While liberator is paused
+(liberator pause) the first line says so, by whom, since when and why; in
+-o json and yaml the List's annotations liberator.dev/paused-by,
+paused-since and paused-reason do.
 
 With a NODE, show that node's stateful pods and the timeline of each of its
 Takeovers. With -n, count only the pods of that namespace. With a NODE,
@@ -70,6 +77,7 @@ self-contained page with the same pictures and the tables.`,
 	k.addAllNamespacesFlag(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: "+formatList(statusFormats)+" (html and svg: a picture of each Takeover of NODE)")
 	cmd.Flags().BoolVar(&o.noHeaders, "no-headers", false, "leave the header line out of the table (default and wide output)")
+	addControllerNamespaceFlag(cmd, &o.controllerNamespace)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(statusFormatCompletions, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -95,12 +103,21 @@ func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node str
 		return err
 	}
 	rows := nodeStatuses(snap)
+	paused := statusPause(ctx, s, c, o.controllerNamespace)
+	if output == "" || output == "wide" {
+		printPauseHeader(s.Out, paused)
+	}
+	list := func(tks []v1alpha1.Takeover) statusObjects {
+		so := statusList(snap.Now, rows, tks)
+		so.pause = paused
+		return so
+	}
 	if node == "" {
 		switch output {
 		case "", "wide":
 			return printStatusTable(s.Out, rows, output == "wide", o.noHeaders)
 		default:
-			return printStatusObjects(s.Out, output, statusList(snap.Now, rows, nil))
+			return printStatusObjects(s.Out, output, list(nil))
 		}
 	}
 	if len(rows) != 1 {
@@ -118,9 +135,20 @@ func runStatus(ctx context.Context, s IOStreams, c *clients, namespace, node str
 		}
 		fmt.Fprintln(s.Out)
 	default:
-		return printStatusObjects(s.Out, output, statusList(snap.Now, rows, snap.Takeovers))
+		return printStatusObjects(s.Out, output, list(snap.Takeovers))
 	}
 	return printNodeDetail(s.Out, snap.Now, rows[0], snap.Takeovers)
+}
+
+// statusPause is the pause in force, nil when none. One that cannot be
+// read (no permission on the ConfigMap, a namespace other than the
+// controller's) is a warning on standard error, not a failure of status.
+func statusPause(ctx context.Context, s IOStreams, c *clients, ns string) *pause.State {
+	p, _, err := readPause(ctx, c, ns)
+	if err != nil {
+		fmt.Fprintf(s.ErrOut, "liberator: warning: cannot tell whether liberator is paused: %v\n", err)
+	}
+	return p
 }
 
 // readSnapshot reads nodes, Leases, pods, claims and Takeovers: of one node

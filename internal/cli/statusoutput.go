@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/liberator-dev/liberator/api/v1alpha1"
+	"github.com/liberator-dev/liberator/internal/pause"
 )
 
 // NodeStatusKind is the kind of a node's row in `status -o json|yaml`, in
@@ -37,7 +38,17 @@ type statusObjects struct {
 	now  time.Time
 	rows []NodeStatus
 	tks  []v1alpha1.Takeover
+	// pause is the pause in force (liberator pause), nil when none: the
+	// List's annotations carry it.
+	pause *pause.State
 }
+
+// The annotations of status -o json|yaml's List while liberator is paused.
+const (
+	pauseAnnotationBy     = "liberator.dev/paused-by"
+	pauseAnnotationSince  = "liberator.dev/paused-since"
+	pauseAnnotationReason = "liberator.dev/paused-reason"
+)
 
 func statusList(now time.Time, rows []NodeStatus, tks []v1alpha1.Takeover) statusObjects {
 	return statusObjects{now: now, rows: rows, tks: tks}
@@ -51,6 +62,10 @@ func (s statusObjects) list() (*unstructured.UnstructuredList, error) {
 	l := &unstructured.UnstructuredList{Object: map[string]any{"metadata": map[string]any{}}}
 	l.SetAPIVersion("v1")
 	l.SetKind("List")
+	if p := s.pause; p != nil {
+		l.Object["metadata"] = map[string]any{"annotations": map[string]any{
+			pauseAnnotationBy: p.By, pauseAnnotationSince: p.Since.UTC().Format(time.RFC3339), pauseAnnotationReason: p.Reason}}
+	}
 	add := func(v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
