@@ -925,11 +925,88 @@ liberator controller --config config.yaml --check   # the file and the controlle
 ` + "```" + `
 
 The pod then fails to start (CrashLoopBackOff) and ` + "`kubectl -n tkr-system logs deploy/liberator-controller`" + `
-shows that line. The file is read at start-up only: after changing it,
-restart the controller (` + "`kubectl -n tkr-system rollout restart deployment/liberator-controller`" + `;
-the Helm chart restarts it on ` + "`helm upgrade`" + ` by itself). Some fields can also be
-overridden by flags of ` + "`liberator controller`" + ` (see ` + "`liberator controller --help`" + `);
-a flag that is set wins over the file.
+shows that line. A running controller picks up a change of the file by
+itself, and refuses a bad one while it keeps running: see
+[Changing the configuration live](#changing-the-configuration-live). Some
+fields can also be overridden by flags of ` + "`liberator controller`" + ` (see
+` + "`liberator controller --help`" + `); a flag that is set wins over the file, at
+start and at every reload.
 
 Durations are Go duration strings: ` + "`\"40s\"`, `\"1m30s\"`, `\"10m\"`" + `.
+
+## Changing the configuration live
+
+The controller reads its file again every 2 seconds (` + "`--config-reload-interval`" + `;
+` + "`0`" + ` turns this off) and compares the content by its hash. When it changed, the
+new file is checked exactly as at start (the file, the flags that were set
+over it, the validation above), and then:
+
+- **valid**: it is applied at once, between two decisions (each decision,
+  scan and fence check round reads one configuration whole, never a mix). The
+  log has one line, ` + "`configuration reloaded`" + `, naming the fields that changed
+  with their old and new values (a fence class by its name only, never its
+  values);
+- **invalid**: it is refused and the configuration in force is kept; the
+  controller runs on. The log has one error line,
+  ` + "`configuration change refused; the running configuration is kept`" + `, with the
+  message ` + "`liberator config validate`" + ` prints (several problems on one line);
+- **a field that needs a restart changed**: the whole change is refused, with
+  one line naming the field:
+
+  ` + "```" + `
+  leaderElection.leaseDuration: changed from 15s to 20s, which needs a restart; the change was not applied (the running configuration is kept)
+  ` + "```" + `
+
+  These fields are wired when the controller starts: ` + "`leaderElection.*`" + `,
+  ` + "`metricsAddr`" + `, ` + "`healthAddr`" + `, ` + "`apiGuard.failureThreshold`" + `,
+  ` + "`fenceCheckInterval`" + `, and the fence classes with provider ` + "`agent`" + ` (adding
+  the first one, or changing the largest ` + "`selfFence.margin`" + ` among them). Change
+  them, then ` + "`kubectl -n tkr-system rollout restart deployment/liberator-controller`" + `.
+
+Every other field changes live. What a change does to the incidents already
+open:
+
+- a Takeover keeps the fence class and provider it recorded when it opened
+  (` + "`spec.fenceClass`" + `, ` + "`spec.fenceProvider`" + `). When a change removes that class, or
+  gives it another provider, the incident is held (` + "`Paused`" + `, reason
+  ` + "`Unfenceable`" + `): it is never taken as fenced and nothing is released, until a
+  configuration has that class with that provider again. A class's other
+  fields (address, options, timeout) changed under the same name and provider
+  apply from its next fence call. An incident already ` + "`Fenced`" + ` goes on to its
+  release: its node was proven off;
+- a fence call under way finishes with the configuration it started with;
+  ` + "`releaseStrategy`" + ` applies to incidents opened after the change (each records
+  its own in ` + "`spec.strategy`" + `);
+- ` + "`dryRun: true`" + ` holds every incident not yet released (` + "`Paused`" + `, reason
+  ` + "`DryRun`" + `, nothing fenced or released from then on); back to ` + "`false`" + `, they go on;
+- a shorter ` + "`unhealthyAfter`" + ` takes a node as failed once it has been silent, as
+  this controller watched it on its own clock, for the new window, never
+  earlier; a longer one makes the nodes not yet detected wait longer.
+
+**How long a change takes.** Edit the ConfigMap (` + "`kubectl -n tkr-system edit configmap liberator-config`" + `,
+or apply ` + "`config/manager/config.yaml`" + `). The kubelet writes the new content into
+the pod's volume at its next sync of the pod: up to its sync period (` + "`syncFrequency`" + `,
+1 minute by default) plus its ConfigMap cache delay; the controller sees it
+within 2 seconds after that. Both replicas reload, the standby too. This works
+because the ConfigMap is mounted as a directory (` + "`/etc/liberator`" + `, as in
+` + "`config/manager/deployment.yaml`" + ` and the chart): a file mounted with ` + "`subPath`" + ` is
+never updated, and the controller would keep the file it started with. With
+Helm, ` + "`helm upgrade`" + ` with changed ` + "`config:`" + ` values restarts the controller pods
+(the chart's ` + "`checksum/config`" + ` annotation), so every field, live or not, takes
+effect that way.
+
+**How to see that it was applied.** The log line above, and the metrics:
+
+| metric | what it says |
+|---|---|
+| ` + "`liberator_config_info{hash}`" + ` | 1, labelled with the first 12 hex digits of the SHA-256 of the file content in force |
+| ` + "`liberator_config_last_reload_successful`" + ` | 0 when the last change seen was refused (the running configuration is older than the file), else 1 |
+| ` + "`liberator_config_last_reload_success_timestamp_seconds`" + ` | when the configuration in force was loaded |
+| ` + "`liberator_config_reloads_total{result}`" + ` | changes seen, ` + "`applied`" + ` or ` + "`refused`" + ` |
+
+The hash of the ConfigMap's content, to compare with ` + "`liberator_config_info`" + `:
+
+` + "```" + `
+kubectl -n tkr-system get configmap liberator-config -o jsonpath='{.data.config\.yaml}' | sha256sum | cut -c1-12
+` + "```" + `
 `
