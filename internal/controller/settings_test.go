@@ -79,12 +79,12 @@ func TestReloadProviderChangedWhileFencing(t *testing.T) {
 		c.Fencing.Classes[0].Provider, c.Fencing.Classes[0].Wait = config.ProviderNone, nil
 	})
 	f.fencer.Result = fence.Result{Done: true, Unsafe: true, Output: "none"}
-	tk := f.stepUntil(failedNode, v1alpha1.PhasePaused, 2)
+	f.stepUntil(failedNode, v1alpha1.PhasePaused, 2)
 	for range 3 {
 		f.advance(10 * time.Second)
 		f.mustStep(failedNode)
 	}
-	tk = f.mustTakeover(failedNode)
+	tk := f.mustTakeover(failedNode)
 	if tk.Status.Reason != decide.ReasonUnfenceable || tk.PhaseTime(v1alpha1.PhaseFenced) != nil || f.released(failedNode) {
 		t.Fatalf("provider changed mid-fence: %s/%s, timeline %s, released %v; want Paused/%s, never fenced or released",
 			tk.Status.Phase, tk.Status.Reason, timeline(tk), f.released(failedNode), decide.ReasonUnfenceable)
