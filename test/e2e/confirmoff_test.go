@@ -62,7 +62,9 @@ func (e *env) confirmOffRun(node string, args ...string) (int, string, string) {
 // class, is powered off: its Takeover waits in Paused/AwaitingConfirmOff
 // and nothing is released; `liberator confirm-off NODE --reason ...` is
 // taken (Fenced/ConfirmedOff, by the bed's user as the API server names
-// it), the node is released and mysql-0 is Ready on the other worker.
+// it), the node is released and mysql-0 is Ready on the other worker. A
+// statement written with kubectl's rights in someone else's name is
+// refused by the API server (the admission policy in config/rbac).
 func TestConfirmOff(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
@@ -131,6 +133,14 @@ func TestConfirmOff(t *testing.T) {
 		t.Fatalf("released without a confirmation: taints %v, timeline %s", n.Spec.Taints, timeline(t, "waiting", t0, tk))
 	}
 	t.Logf("Paused/AwaitingConfirmOff %.1fs after the power-off; still Paused, mysql-0 still on %s, %.1fs after it", paused.Seconds(), old, time.Since(t0).Seconds())
+
+	// A statement in someone else's name is refused by the API server
+	// (the ValidatingAdmissionPolicy liberator-confirmed-off of config/rbac).
+	forged := tk.DeepCopy()
+	forged.Spec.ConfirmedOff = &v1alpha1.ConfirmedOff{By: "someone-else", Time: metav1.Now(), Reason: "forged", Heartbeat: tk.DetectedHeartbeat()}
+	if err := e.tk.Update(ctx, forged); err == nil || !strings.Contains(err.Error(), "spec.confirmedOff.by must name the user who writes it ("+user+")") {
+		t.Fatalf("a confirmedOff naming someone-else, written by %s: %v; want it refused by the admission policy", user, err)
+	}
 
 	t1 := time.Now()
 	code, out, errOut := e.confirmOffRun(old, "--reason", "pulled the plug")
