@@ -66,6 +66,10 @@ test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild) 
 	go -C hack/imagebuild test -count=1 ./...
 	go -C hack/krew test -count=1 ./...
 
+.PHONY: chart
+chart: ## the Helm chart as a release publishes it: bin/chart/liberator-VERSION.tgz (chart version and appVersion from git describe); CHART_REGISTRY=oci://HOST/PATH pushes it there (an OCI artifact)
+	go -C hack/chart run . -helm "$$(hack/tools/manifest-tools.sh)/helm" -chart $(CURDIR)/charts/liberator -out $(CURDIR)/bin/chart -version $(VERSION) $(if $(CHART_REGISTRY),-push $(CHART_REGISTRY))
+
 tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh
 

@@ -2,8 +2,12 @@
 # Proves that the Helm chart (charts/liberator) installs what config/
 # installs, and that its values schema turns bad values away:
 #
-#  1. `helm template` with the default values and `kustomize build
-#     config/default` give the same objects, and so do `--set
+#  1. `helm template -n tkr-system --set namespace.create=true` (the
+#     release's namespace, and the chart creating it as config/namespace
+#     does) with the default values and `kustomize build config/default`
+#     give the same objects (but for the image tag: config/ names
+#     ghcr.io/liberator-dev/liberator:latest, the chart its appVersion's,
+#     which the comparison replaces by latest), and so do `--set
 #     mode=DaemonSet` and config/overlays/daemonset, and `--set
 #     agent.enabled=true` (with the peer key Secret the user creates) and
 #     config/overlays/agent (config/components/agent), and the monitoring
@@ -14,12 +18,22 @@
 #     controller config compared as the controller reads it); a difference
 #     fails with a diff.
 #  2. the chart's CRD is the generated one, and `helm lint --strict` passes;
-#     with agent.enabled and no existing Secret the chart makes the peer key
-#     Secret (32 random bytes) and the agents mount it.
+#     the templates take the namespace from liberator.namespace (the
+#     release's unless namespace.name says otherwise), the default values
+#     create no Namespace; with agent.enabled and no existing Secret the
+#     chart makes the peer key Secret (32 random bytes) and the agents mount
+#     it.
 #  3. every values file in hack/testdata/chart-values/valid renders, and the
 #     controller accepts the config the chart writes from it.
 #  4. every values file in hack/testdata/chart-values is rejected by
 #     `helm template` with the schema message its "# want:" lines name.
+#  5. the Go tests of hack/chart (`make chart`): the chart version made from
+#     git describe is one helm accepts, the package pushed with `helm push`
+#     to an OCI registry (in memory) carries Helm's media types and renders
+#     from oci://; the release's namespace is honoured everywhere; the
+#     security context (defaults, OpenShift's restricted-v2 values file),
+#     extraEnv/extraVolumes/extraVolumeMounts and the CA bundle render where
+#     they belong.
 #
 # helm and kustomize are built from the Go module proxy at the versions
 # pinned in hack/tools/codegen/go.mod (hack/tools/manifest-tools.sh).
@@ -45,16 +59,21 @@ compare() { # name, kustomization, helm flags...
 	local name=$1 dir=$2
 	shift 2
 	"$kustomize" build "$dir" >"$tmp/$name.kustomize.raw"
-	"$helm" template liberator "$chart" --include-crds "$@" >"$tmp/$name.helm.raw"
+	"$helm" template liberator "$chart" --include-crds -n tkr-system --set namespace.create=true "$@" |
+		sed "s|ghcr.io/liberator-dev/liberator:$app_version\"\$|ghcr.io/liberator-dev/liberator:latest\"|" >"$tmp/$name.helm.raw"
 	"$tmp/normalize" <"$tmp/$name.kustomize.raw" >"$tmp/$name.kustomize.yaml"
 	"$tmp/normalize" <"$tmp/$name.helm.raw" >"$tmp/$name.helm.yaml"
-	if ! diff -u --label "kustomize build $dir" --label "helm template $chart $*" \
+	if ! diff -u --label "kustomize build $dir" --label "helm template $chart -n tkr-system --set namespace.create=true $*" \
 		"$tmp/$name.kustomize.yaml" "$tmp/$name.helm.yaml"; then
 		fail "the chart ($*) and $dir differ (above); change both, or the chart's defaults, so that they agree"
 	else
-		echo "verify-chart: helm template $chart $* = kustomize build $dir ($(grep -c '^--- ' "$tmp/$name.helm.yaml") objects)"
+		echo "verify-chart: helm template $chart -n tkr-system --set namespace.create=true $* = kustomize build $dir ($(grep -c '^--- ' "$tmp/$name.helm.yaml") objects)"
 	fi
 }
+app_version=$(sed -n 's/^appVersion: "\(.*\)"$/\1/p' "$chart/Chart.yaml")
+if [ -z "$app_version" ] || [ "$app_version" = latest ]; then
+	fail "$chart/Chart.yaml: appVersion \"$app_version\": want the release's version (the default image tag)"
+fi
 compare default config/default
 compare daemonset config/overlays/daemonset --set mode=DaemonSet
 compare agent config/overlays/agent --set agent.enabled=true --set agent.peerKey.existingSecret=liberator-agent-peer
@@ -69,8 +88,11 @@ if ! "$helm" lint --strict "$chart" >"$tmp/lint" 2>&1; then
 	cat "$tmp/lint" >&2
 	fail "helm lint --strict $chart failed"
 fi
-if "$helm" template liberator "$chart" --set namespace.create=false | grep -q '^kind: Namespace$'; then
-	fail "namespace.create=false still renders a Namespace"
+if "$helm" template liberator "$chart" -n tkr-system | grep -q '^kind: Namespace$'; then
+	fail "the default values render a Namespace: helm install -n NAMESPACE --create-namespace would find it owned by no release"
+fi
+if grep -n '\.Values\.namespace\.name' "$chart"/templates/* | grep -v '/_helpers.tpl:'; then
+	fail "the templates above read .Values.namespace.name: use include \"liberator.namespace\" . (the release's namespace when it is empty)"
 fi
 # The peer key: made by the chart unless agent.peerKey.existingSecret names
 # one, and mounted by the agents either way.
@@ -97,7 +119,7 @@ peer_key_check "$tmp/agent-existing.yaml" my-peer-key no
 
 # 3. Valid values files.
 for f in hack/testdata/chart-values/valid/*.yaml; do
-	if ! "$helm" template liberator "$chart" -f "$f" >"$tmp/valid.raw" 2>"$tmp/valid.err"; then
+	if ! "$helm" template liberator "$chart" -n tkr-system -f "$f" >"$tmp/valid.raw" 2>"$tmp/valid.err"; then
 		cat "$tmp/valid.err" >&2
 		fail "$f: helm template failed"
 	elif ! "$tmp/normalize" <"$tmp/valid.raw" >/dev/null; then
@@ -123,6 +145,11 @@ for f in hack/testdata/chart-values/*.yaml; do
 	fi
 done
 echo "verify-chart: $n bad values files rejected with the expected messages"
+
+# 5. make chart: version, OCI artifact, rendering checks.
+if ! LIBERATOR_HELM=$helm go -C hack/chart test -count=1 ./...; then
+	fail "go -C hack/chart test failed (above)"
+fi
 
 if [ "$failed" != 0 ]; then
 	exit 1

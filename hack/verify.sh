@@ -23,6 +23,8 @@ echo "verify: go vet and staticcheck of hack/monitoring (own module)"
 (cd hack/monitoring && go vet ./... && "$root/bin/staticcheck" ./...)
 echo "verify: go vet and staticcheck of hack/krew (own module)"
 (cd hack/krew && go vet ./... && "$root/bin/staticcheck" ./...)
+echo "verify: go vet and staticcheck of hack/chart (own module)"
+(cd hack/chart && go vet ./... && "$root/bin/staticcheck" ./...)
 echo "verify: generated files"
 hack/verify-generated.sh
 echo "verify: configuration reference and chart values (hack/update-docs.sh)"

@@ -74,7 +74,7 @@ var enums = map[string]string{
 // chartOverrides are values the chart sets differently from the binary's
 // defaults, with the reason.
 var chartOverrides = map[string]struct{ value, comment string }{
-	"leaderElection.namespace": {`""`, `Empty means namespace.name, the namespace the chart installs into.`},
+	"leaderElection.namespace": {`""`, `Empty means the chart's namespace: namespace.name, or the release's.`},
 }
 
 // Fields the chart sets itself and does not take from values.

@@ -406,7 +406,8 @@ func shippedManifests(t *testing.T, root string) []manifestSource {
 		sources = append(sources, manifestSource{"kustomize build " + dir, kustomizeBuild(t, filepath.Join(root, dir))})
 	}
 	helmTemplate := func(args ...string) {
-		all := append([]string{"template", "liberator", chart, "--include-crds"}, args...)
+		// In tkr-system, which the chart creates as config/namespace does.
+		all := append([]string{"template", "liberator", chart, "--include-crds", "-n", "tkr-system", "--set", "namespace.create=true"}, args...)
 		cmd := exec.Command(helm, all...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
