@@ -70,6 +70,15 @@ test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild) 
 chart: ## the Helm chart as a release publishes it: bin/chart/liberator-VERSION.tgz (chart version and appVersion from git describe); CHART_REGISTRY=oci://HOST/PATH pushes it there (an OCI artifact)
 	go -C hack/chart run . -helm "$$(hack/tools/manifest-tools.sh)/helm" -chart $(CURDIR)/charts/liberator -out $(CURDIR)/bin/chart -version $(VERSION) $(if $(CHART_REGISTRY),-push $(CHART_REGISTRY))
 
+.PHONY: krew
+KREW_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+krew: ## the kubectl plugin's release archives (with LICENSE) and krew manifest (bin/krew/liberator.yaml), checked with krew's validate-krew-manifest and krew install
+	@set -e; for p in $(KREW_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+		echo "go build -o bin/krew/$${os}_$$arch/liberator ($$os/$$arch)"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o bin/krew/$${os}_$$arch/liberator ./cmd/liberator; \
+	done
+	go -C hack/krew run . -dir $(CURDIR)/bin/krew -version $(VERSION) -license $(CURDIR)/LICENSE
+
 tools: ## build the pinned test-bed binaries (cached outside the tree)
 	hack/tools/build.sh
 
