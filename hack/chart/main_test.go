@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"gopkg.in/yaml.v3"
 )
+
+// TestMain: with LIBERATOR_CA_CHECK_URL set, the test binary is the child
+// of TestCABundleTrusted: one HTTPS GET with Go's system roots, which a new
+// process reads from SSL_CERT_DIR.
+func TestMain(m *testing.M) {
+	if url := os.Getenv("LIBERATOR_CA_CHECK_URL"); url != "" {
+		resp, err := http.Get(url)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		resp.Body.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 var (
 	helmOnce sync.Once
@@ -530,5 +547,72 @@ func TestExtras(t *testing.T) {
 	// Both: refused.
 	if _, err := runHelm(t, helmEnv(t), "template", "liberator", filepath.Join(repoRoot(t), "charts/liberator"), "--set", "caBundle.secret=a", "--set", "caBundle.configMap=b"); err == nil {
 		t.Error("caBundle with both a ConfigMap and a Secret renders")
+	}
+}
+
+// TestCABundleTrusted: the bundle the chart mounts, where the chart says
+// (SSL_CERT_DIR), laid out as the kubelet writes a ConfigMap volume
+// (..TIMESTAMP/ca.crt, ..data and ca.crt as symbolic links), makes Go's
+// TLS, as the redfish provider uses it (no RootCAs: the system roots),
+// trust a server whose certificate it signs; without it the same GET fails.
+func TestCABundleTrusted(t *testing.T) {
+	ctl := workloads(template(t, "-n", "tkr-system", "--set", "caBundle.configMap=bmc-ca"))["liberator-controller"]
+	var certDir string
+	for _, e := range container(ctl)["env"].([]any) {
+		if get(e, "name") == "SSL_CERT_DIR" {
+			certDir = fmt.Sprint(get(e, "value"))
+		}
+	}
+	var mountPath, file string
+	for _, m := range container(ctl)["volumeMounts"].([]any) {
+		if get(m, "name") == "ca-bundle" {
+			mountPath = fmt.Sprint(get(m, "mountPath"))
+		}
+	}
+	for _, v := range podSpec(ctl)["volumes"].([]any) {
+		if get(v, "name") == "ca-bundle" {
+			file = fmt.Sprint(get(v, "configMap", "items", 0, "path"))
+		}
+	}
+	if certDir == "" || mountPath == "" || file == "" {
+		t.Fatalf("caBundle.configMap renders SSL_CERT_DIR %q, mount %q, file %q", certDir, mountPath, file)
+	}
+	if !slices.Contains(strings.Split(certDir, ":"), mountPath) {
+		t.Fatalf("SSL_CERT_DIR %q does not hold the bundle's mount %s", certDir, mountPath)
+	}
+
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+	dir := t.TempDir()
+	ts := "..2026_12_02_15_00_00.000000001"
+	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(dir, ts, file), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(ts, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", file), filepath.Join(dir, file)); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(certDir string) error {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LIBERATOR_CA_CHECK_URL="+srv.URL, "SSL_CERT_DIR="+certDir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	mounted := strings.ReplaceAll(certDir, mountPath, dir)
+	if err := fetch(mounted); err != nil {
+		t.Errorf("GET %s with SSL_CERT_DIR=%s (the chart's, the bundle at %s): %v", srv.URL, mounted, dir, err)
+	}
+	if err := fetch("/etc/ssl/certs"); err == nil {
+		t.Errorf("GET %s without the bundle succeeded: the check above proves nothing", srv.URL)
 	}
 }
