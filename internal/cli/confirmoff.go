@@ -204,7 +204,7 @@ func recordConfirmOff(ctx context.Context, tk client.Client, t *v1alpha1.Takeove
 	err = tk.Patch(ctx, t.DeepCopy(), client.RawPatch(types.MergePatchType, patch))
 	switch {
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
-		return goalNotMet(fmt.Errorf("Takeover %s changed while it was checked (the controller moved it on): nothing was recorded; run the command again", t.Name))
+		return goalNotMet(fmt.Errorf("the Takeover %s changed while it was checked (the controller moved it on): nothing was recorded; run the command again", t.Name))
 	case err != nil:
 		return apiError("record the confirmation on Takeover "+t.Name, err)
 	}
@@ -228,7 +228,7 @@ func awaitConfirmOff(ctx context.Context, s IOStreams, tk client.Client, name, n
 		case err == nil && (t.Status.Phase.Closed() || t.ConfirmedOffFor() == nil):
 			return goalNotMet(fmt.Errorf("the controller refused it: Takeover %s is %s (%s): %s", name, t.Status.Phase, orDash(t.Status.Reason), t.Status.Message))
 		case apierrors.IsNotFound(err):
-			return goalNotMet(fmt.Errorf("Takeover %s was deleted", name))
+			return goalNotMet(fmt.Errorf("the Takeover %s was deleted", name))
 		case err != nil && ctx.Err() == nil:
 			return apiError("get Takeover "+name, err)
 		}

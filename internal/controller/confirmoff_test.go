@@ -103,10 +103,10 @@ func TestConfirmOffReleasesUnfenceableAndFailingNodes(t *testing.T) {
 		f := newFixture(t, statefulWorkload()...)
 		f.fencer.Err, f.fencer.Result = errors.New("BMC unreachable"), fence.Result{}
 		f.detect()
-		tk := f.stepUntil(failedNode, v1alpha1.PhaseFailed, 3)
+		f.stepUntil(failedNode, v1alpha1.PhaseFailed, 3)
 		f.confirmOff("bob", "BMC dead, pulled the plug", "")
 		calls := f.fencer.CallCount()
-		tk = f.stepUntil(failedNode, v1alpha1.PhaseFenced, 1)
+		tk := f.stepUntil(failedNode, v1alpha1.PhaseFenced, 1)
 		if tk.Status.Reason != decide.ReasonConfirmedOff || f.fencer.CallCount() != calls {
 			t.Fatalf("Fenced/%s after %d more fence calls; want ConfirmedOff and none", tk.Status.Reason, f.fencer.CallCount()-calls)
 		}
