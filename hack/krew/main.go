@@ -74,14 +74,29 @@ func main() {
 
 var semverRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$`)
 
+// leadingZeroRE is a pre-release identifier SemVer refuses: digits only,
+// with a leading zero.
+var leadingZeroRE = regexp.MustCompile(`^0[0-9]+$`)
+
 // PluginVersion turns a `git describe` into the semantic version krew
 // requires: v1.2.3 and v1.2.3-4-gabcdef stay; a bare commit (a repository
-// without tags) such as 72f6cde-dirty becomes v0.0.0-72f6cde-dirty.
+// without tags) such as 72f6cde-dirty becomes v0.0.0-72f6cde-dirty. A
+// commit made only of digits with a leading zero, which SemVer (and so
+// krew) refuses as is, gets the "g" git describe puts before a commit:
+// 0124080 becomes v0.0.0-g0124080, as the chart's version (hack/chart).
 func PluginVersion(describe string) string {
 	if semverRE.MatchString(describe) {
 		return describe
 	}
-	return "v0.0.0-" + strings.TrimPrefix(describe, "v")
+	// Pre-release identifiers are separated by dots; 0124080-dirty is one
+	// identifier, and not only digits.
+	ids := strings.Split(strings.TrimPrefix(describe, "v"), ".")
+	for i, id := range ids {
+		if leadingZeroRE.MatchString(id) {
+			ids[i] = "g" + id
+		}
+	}
+	return "v0.0.0-" + strings.Join(ids, ".")
 }
 
 // ArchiveName is the release archive of one platform.

@@ -41,6 +41,7 @@ func TestPluginVersion(t *testing.T) {
 		"72f6cde":                "v0.0.0-72f6cde",
 		"72f6cde-dirty":          "v0.0.0-72f6cde-dirty",
 		"dev":                    "v0.0.0-dev",
+		"0124080-dirty":          "v0.0.0-0124080-dirty",
 	} {
 		if got := PluginVersion(in); got != want {
 			t.Errorf("PluginVersion(%q) = %q, want %q", in, got, want)
@@ -140,5 +141,23 @@ func TestManifestValidates(t *testing.T) {
 	t.Logf("with version 72f6cde: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "validate-krew-manifest") || !strings.Contains(err.Error(), "72f6cde") {
 		t.Errorf("a manifest with version 72f6cde: %v, want validate-krew-manifest to refuse it", err)
+	}
+}
+
+// TestCommitOfDigits: an untagged build whose commit is all digits with a
+// leading zero (0124080) still gives a version krew's own validation
+// takes (SemVer forbids a numeric pre-release identifier with a leading
+// zero).
+func TestCommitOfDigits(t *testing.T) {
+	if got := PluginVersion("0124080"); got != "v0.0.0-g0124080" {
+		t.Errorf("PluginVersion(0124080) = %q, want v0.0.0-g0124080", got)
+	}
+	dir, license := release(t)
+	path, archives, err := Generate(dir, "0124080", "https://example.invalid/releases", license)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(path, archives); err != nil {
+		t.Errorf("krew refuses the manifest of commit 0124080: %v", err)
 	}
 }
