@@ -954,7 +954,7 @@ over it, the validation above), and then:
   one line naming the field:
 
   ` + "```" + `
-  leaderElection.leaseDuration: changed from 15s to 20s, which needs a restart; the change was not applied (the running configuration is kept)
+  leaderElection.leaseDuration: changed from 15s to 20s, which needs a restart; the change was not applied
   ` + "```" + `
 
   These fields are wired when the controller starts: ` + "`leaderElection.*`" + `,

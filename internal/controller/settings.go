@@ -58,7 +58,7 @@ type RestartError struct {
 }
 
 func (e *RestartError) Error() string {
-	return fmt.Sprintf("%s: changed from %s to %s, which needs a restart; the change was not applied (the running configuration is kept)",
+	return fmt.Sprintf("%s: changed from %s to %s, which needs a restart; the change was not applied",
 		e.Field, e.From, e.To)
 }
 

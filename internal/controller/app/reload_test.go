@@ -163,7 +163,7 @@ func TestReloadRefusesABadChange(t *testing.T) {
 		{"unknown key", reloadBase + "MaxConcurrent: 3\n", `unknown field "MaxConcurrent"`},
 		{"bad duration", strings.Replace(reloadBase, "10s", "10x", 1), "unhealthyAfter"},
 		{"empty", "", "empty"},
-		{"metrics address", reloadBase + "metricsAddr: :9999\n", `metricsAddr: changed from ":8080" to ":9999", which needs a restart; the change was not applied (the running configuration is kept)`},
+		{"metrics address", reloadBase + "metricsAddr: :9999\n", `metricsAddr: changed from ":8080" to ":9999", which needs a restart; the change was not applied`},
 		{"leader election", reloadBase + "leaderElection: {enabled: false}\n", "leaderElection.enabled: changed from true to false, which needs a restart"},
 		{"fence check interval", reloadBase + "fenceCheckInterval: 0s\n", "fenceCheckInterval: changed from 1m0s to 0s, which needs a restart"},
 	} {
