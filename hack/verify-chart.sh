@@ -5,9 +5,8 @@
 #  1. `helm template -n tkr-system --set namespace.create=true` (the
 #     release's namespace, and the chart creating it as config/namespace
 #     does) with the default values and `kustomize build config/default`
-#     give the same objects (but for the image tag: config/ names
-#     ghcr.io/liberator-dev/liberator:latest, the chart its appVersion's,
-#     which the comparison replaces by latest), and so do `--set
+#     give the same objects (both name the image of the chart's
+#     appVersion, never latest), and so do `--set
 #     mode=DaemonSet` and config/overlays/daemonset, and `--set
 #     agent.enabled=true` (with the peer key Secret the user creates) and
 #     config/overlays/agent (config/components/agent), and the monitoring
@@ -59,8 +58,7 @@ compare() { # name, kustomization, helm flags...
 	local name=$1 dir=$2
 	shift 2
 	"$kustomize" build "$dir" >"$tmp/$name.kustomize.raw"
-	"$helm" template liberator "$chart" --include-crds -n tkr-system --set namespace.create=true "$@" |
-		sed "s|ghcr.io/liberator-dev/liberator:$app_version\"\$|ghcr.io/liberator-dev/liberator:latest\"|" >"$tmp/$name.helm.raw"
+	"$helm" template liberator "$chart" --include-crds -n tkr-system --set namespace.create=true "$@" >"$tmp/$name.helm.raw"
 	"$tmp/normalize" <"$tmp/$name.kustomize.raw" >"$tmp/$name.kustomize.yaml"
 	"$tmp/normalize" <"$tmp/$name.helm.raw" >"$tmp/$name.helm.yaml"
 	if ! diff -u --label "kustomize build $dir" --label "helm template $chart -n tkr-system --set namespace.create=true $*" \
