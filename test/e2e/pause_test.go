@@ -32,7 +32,9 @@ import (
 // `liberator resume` makes liberator_paused 0, and the takeover happens
 // (WorkloadsReady, mysql-0 Ready on the other worker). The oracle ends it.
 // A ServiceAccount bound to liberator-status-reader alone sees the pause in
-// liberator status (get on that one ConfigMap), with no warning.
+// liberator status (get on that one ConfigMap), with no warning; the
+// controller records Events LiberatorPaused and LiberatorResumed on the
+// ConfigMap.
 func TestPauseResume(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, bed.Options{Workers: 2, LeaseDurationSeconds: fastLease})
@@ -146,6 +148,18 @@ func TestPauseResume(t *testing.T) {
 	if v, err := metricValue(ctl, "liberator_paused"); err != nil || v != 0 {
 		t.Errorf("liberator_paused %v (%v) after resume, want 0", v, err)
 	}
+	// The controller recorded the pause's beginning and end on its ConfigMap.
+	e.waitFor("events LiberatorPaused and LiberatorResumed on tkr-system/liberator-pause", 30*time.Second, func() (bool, error) {
+		l, err := e.kube.CoreV1().Events("tkr-system").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=liberator-pause"})
+		if err != nil {
+			return false, err
+		}
+		seen := map[string]bool{}
+		for _, ev := range l.Items {
+			seen[ev.Reason] = true
+		}
+		return seen["LiberatorPaused"] && seen["LiberatorResumed"], fmt.Errorf("events %v", seen)
+	})
 	out, _, _ = e.cliRun("resume")
 	if out != "liberator is not paused\n" {
 		t.Errorf("resume again: %q, want liberator is not paused", out)
