@@ -18,9 +18,10 @@ LDFLAGS := -s -w -X github.com/liberator-dev/liberator/internal/cli.Version=$(VE
 AGENT_LDFLAGS := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X main.Date=$(DATE)
 # The container image: `make image IMAGE=registry.example/liberator:v1`.
 IMAGE   ?= ghcr.io/liberator-dev/liberator:$(VERSION)
-IMAGE_ARCH ?= $(shell go env GOARCH)
+# The platforms of the image index (comma-separated).
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: all deps build test test-unit test-e2e verify verify-model generate docs tools bench demo demo-up demo-down clean image image-tarball
+.PHONY: all deps build test test-unit test-e2e verify verify-model generate docs tools bench demo demo-up demo-down clean image image-binaries image-tarball image-fence-agents
 
 all: build
 
@@ -41,29 +42,49 @@ generate: ## regenerate deepcopy and the CRD from api/, the docs and chart value
 docs: ## regenerate docs/configuration.md and the chart's config values from internal/config
 	hack/update-docs.sh
 
-image: ## the container image: docker build where a Docker engine answers, else bin/liberator-image.tar
+image: ## the container image for $(IMAGE_PLATFORMS), one index: docker buildx where a Docker engine answers, else without an engine (image-tarball)
 	@if docker info >/dev/null 2>&1; then \
-		echo "docker build -t $(IMAGE)"; \
-		docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMAGE) . ; \
+		if docker buildx version >/dev/null 2>&1; then \
+			echo "docker buildx build --platform $(IMAGE_PLATFORMS) --sbom=true -t $(IMAGE) --output type=oci,dest=bin/liberator-image.tar"; \
+			mkdir -p bin && docker buildx build --platform $(IMAGE_PLATFORMS) --sbom=true --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) \
+				-t $(IMAGE) --output type=oci,dest=bin/liberator-image.tar . ; \
+		else \
+			echo "docker buildx is not installed: docker build for this machine's platform only (the engine-less build, make image-tarball, writes both)"; \
+			docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMAGE) . ; \
+		fi; \
 	else \
 		echo "no Docker engine answers (docker info failed): building the image without one"; \
 		$(MAKE) --no-print-directory image-tarball DATE=$(DATE); \
 	fi
 
-image-tarball: ## the container image as an OCI + docker-archive tarball, bin/liberator-image.tar, without a container engine
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux_$(IMAGE_ARCH)/liberator ./cmd/liberator
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o bin/linux_$(IMAGE_ARCH)/liberator-agent ./cmd/liberator-agent
-	go -C hack/imagebuild run . -binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator -agent-binary $(CURDIR)/bin/linux_$(IMAGE_ARCH)/liberator-agent \
-		-out $(CURDIR)/bin/liberator-image.tar \
-		-tag $(IMAGE) -version $(VERSION) -revision $(COMMIT) -created $(DATE) -arch $(IMAGE_ARCH)
-	@echo "load it with: docker load -i bin/liberator-image.tar (or podman load, kind load image-archive, crane push)"
+# The static binaries of each platform, bin/linux_ARCH/, for the image.
+image-binaries:
+	@set -e; for p in $$(echo '$(IMAGE_PLATFORMS)' | tr , ' '); do arch=$${p#linux/}; \
+		echo "go build $$p: bin/linux_$$arch/liberator bin/linux_$$arch/liberator-agent"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux_$$arch/liberator ./cmd/liberator; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o bin/linux_$$arch/liberator-agent ./cmd/liberator-agent; \
+	done
+
+image-tarball: image-binaries ## without a container engine: the OCI image index for $(IMAGE_PLATFORMS) (bin/liberator-image/ and bin/liberator-image.tar) and its CycloneDX SBOM (bin/liberator-image.sbom.cdx.json, also attached to the index)
+	go -C hack/imagebuild run . -bin-dir $(CURDIR)/bin -platforms $(IMAGE_PLATFORMS) \
+		-out $(CURDIR)/bin/liberator-image.tar -layout-dir $(CURDIR)/bin/liberator-image -sbom $(CURDIR)/bin/liberator-image.sbom.cdx.json \
+		-tag $(IMAGE) -version $(VERSION) -revision $(COMMIT) -created $(DATE)
+	@echo "push it with: skopeo copy --all oci:bin/liberator-image:$(lastword $(subst :, ,$(IMAGE))) docker://$(IMAGE) (or oras cp -r --from-oci-layout bin/liberator-image:TAG, with the SBOM; docs/install.md)"
+
+image-fence-agents: ## the fence-agents variant (Debian's fence agents for provider fence-agent) for this machine's platform, without an engine: bin/liberator-fence-agents-image{/,.tar,.sbom.cdx.json}; downloads about 24 MB of Debian packages into ~/.cache/liberator/debs
+	$(MAKE) --no-print-directory image-binaries IMAGE_PLATFORMS=linux/$$(go env GOARCH) DATE=$(DATE)
+	go -C hack/imagebuild run . -variant fence-agents -deb-dir $${XDG_CACHE_HOME:-$$HOME/.cache}/liberator/debs \
+		-bin-dir $(CURDIR)/bin -platforms linux/$$(go env GOARCH) \
+		-out $(CURDIR)/bin/liberator-fence-agents-image.tar -layout-dir $(CURDIR)/bin/liberator-fence-agents-image \
+		-sbom $(CURDIR)/bin/liberator-fence-agents-image.sbom.cdx.json \
+		-tag $(IMAGE)-fence-agents -version $(VERSION) -revision $(COMMIT) -created $(DATE)
 
 verify: ## formatting, vet, staticcheck, generated files
 	hack/verify.sh
 
-test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild) and the krew manifest (hack/krew)
+test-unit: ## unit tests (pure logic, fakes), the image build (hack/imagebuild: the multi-arch index, the SBOM, the fence-agents variant run restricted against ipmi_sim) and the krew manifest (hack/krew)
 	go test -race -count=1 ./...
-	go -C hack/imagebuild test -count=1 ./...
+	go -C hack/imagebuild test -count=1 -timeout 20m ./...
 	go -C hack/krew test -count=1 ./...
 
 .PHONY: chart
