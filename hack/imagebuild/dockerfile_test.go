@@ -74,8 +74,40 @@ func TestDockerfileMatches(t *testing.T) {
 	if m == nil {
 		t.Fatal("no go directive in go.mod")
 	}
-	if want := "FROM --platform=$BUILDPLATFORM golang:" + string(m[1]) + " AS build"; !strings.Contains(df, want) {
-		t.Errorf("the Dockerfile's builder is not %q (go.mod says go %s)", want, m[1])
+	if want := `(?m)^FROM --platform=\$BUILDPLATFORM golang:` + regexp.QuoteMeta(string(m[1])) + `@sha256:[0-9a-f]{64} AS build$`; !regexp.MustCompile(want).MatchString(df) {
+		t.Errorf("the Dockerfile's builder is not golang:%s pinned by digest (want a line matching %s)", m[1], want)
+	}
+}
+
+// Every base of the Dockerfile is pinned by digest (name:tag@sha256:...),
+// and each image stage records its base's name and digest in the
+// org.opencontainers.image.base.* labels.
+func TestDockerfileBasesPinned(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := regexp.MustCompile(`(?m)^FROM (?:--platform=\S+ )?(\S+)(?: AS (\S+))?$`)
+	pinned := regexp.MustCompile(`^([a-z0-9./-]+:[a-z0-9.-]+)@(sha256:[0-9a-f]{64})$`)
+	stages := regexp.MustCompile(`(?m)^FROM `).Split(string(b), -1)[1:]
+	matches := from.FindAllStringSubmatch(string(b), -1)
+	if len(matches) != len(stages) || len(matches) < 3 {
+		t.Fatalf("found %d FROM lines of %d stages", len(matches), len(stages))
+	}
+	for i, m := range matches {
+		p := pinned.FindStringSubmatch(m[1])
+		if p == nil {
+			t.Errorf("FROM %s is not pinned as name:tag@sha256:<64 hex digits>", m[1])
+			continue
+		}
+		if m[2] == "build" {
+			continue // the builder: not a base of the image
+		}
+		for _, want := range []string{`org.opencontainers.image.base.name="` + p[1] + `"`, `org.opencontainers.image.base.digest="` + p[2] + `"`} {
+			if !strings.Contains(stages[i], want) {
+				t.Errorf("the stage FROM %s lacks the label %s", m[1], want)
+			}
+		}
 	}
 }
 
