@@ -19,7 +19,17 @@ else
 	echo "deps: no dpkg-query: not a Debian system; make sure these are installed: ${wanted[*]}" >&2
 	exit 0
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+# make image-fence-agents, and its test in make test-unit, resolve and
+# download .debs through apt's package lists: a machine whose lists were
+# cleaned (as container images often are) gets them back.
+lists_ok() { apt-cache show --no-all-versions fence-agents >/dev/null 2>&1; }
+if [ ${#missing[@]} -eq 0 ]; then
+	if ! lists_ok && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "deps: apt's package lists are missing (the fence-agents image needs them): apt-get update"
+		apt-get update -qq >/dev/null
+	fi
+	exit 0
+fi
 
 cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
