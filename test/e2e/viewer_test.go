@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,7 +31,8 @@ import (
 //     Takeovers (liberator-viewer is aggregated into it), is refused their
 //     deletion, and cannot read nodes (view is not widened to them);
 //   - one bound only to the built-in `edit` gets Takeovers too (edit
-//     aggregates view).
+//     aggregates view) and may patch them (liberator-editor is aggregated
+//     into edit), which view may not.
 func checkViewers(t *testing.T, e *env, node, tk string) {
 	t.Helper()
 	ctx := context.Background()
@@ -106,8 +108,19 @@ func checkViewers(t *testing.T, e *env, node, tk string) {
 		t.Errorf("view gets node %s: %v, want Forbidden (liberator-viewer must not widen view)", node, err)
 	}
 
-	// edit aggregates view.
+	// edit aggregates view, and liberator-editor: it may patch a Takeover
+	// (what liberator confirm-off writes), still not delete one; view may
+	// not patch. The patches are server-side dry runs: authorized and
+	// admitted as a real one, stored nowhere.
 	_, editor := bind("editor", "edit")
 	canGet("edit", editor)
 	cannotDelete("edit", editor)
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"liberator.dev/e2e-patch":"x"}}}`))
+	e.waitFor("edit patches Takeover "+tk+" (liberator-editor aggregated)", 30*time.Second, func() (bool, error) {
+		err := editor.Patch(ctx, &v1alpha1.Takeover{ObjectMeta: metav1.ObjectMeta{Name: tk}}, patch, client.DryRunAll)
+		return err == nil, err
+	})
+	if err := viewer.Patch(ctx, &v1alpha1.Takeover{ObjectMeta: metav1.ObjectMeta{Name: tk}}, patch, client.DryRunAll); !apierrors.IsForbidden(err) {
+		t.Errorf("view patching Takeover %s: %v, want Forbidden", tk, err)
+	}
 }
