@@ -35,3 +35,19 @@ func OpenTakeoverOf(items []Takeover) *Takeover {
 	}
 	return OpenTakeover(ptrs)
 }
+
+// FencedSinceDetection reports whether the timeline holds Fenced after its
+// last Detected entry (an incident started over by a redetection needs a
+// new fence).
+func (t *Takeover) FencedSinceDetection() bool {
+	fenced := false
+	for _, e := range t.Status.Timeline {
+		switch e.Phase {
+		case PhaseDetected:
+			fenced = false
+		case PhaseFenced:
+			fenced = true
+		}
+	}
+	return fenced
+}

@@ -251,14 +251,5 @@ func fencedSinceDetection(t *v1alpha1.Takeover) bool {
 	case v1alpha1.PhaseFenced, v1alpha1.PhaseReleased, v1alpha1.PhaseWorkloadsReady:
 		return true
 	}
-	fenced := t.Status.ReleaseStarted != nil
-	for _, e := range t.Status.Timeline {
-		switch e.Phase {
-		case v1alpha1.PhaseDetected:
-			fenced = false
-		case v1alpha1.PhaseFenced:
-			fenced = true
-		}
-	}
-	return fenced
+	return t.Status.ReleaseStarted != nil || t.FencedSinceDetection()
 }

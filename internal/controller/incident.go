@@ -219,17 +219,5 @@ func takeoverRef(t *v1alpha1.Takeover) *corev1.ObjectReference {
 }
 
 // fencedSinceDetection reports whether the timeline holds Fenced after its
-// last Detected entry (an incident started over by Redetect needs a new
-// fence).
-func fencedSinceDetection(t *v1alpha1.Takeover) bool {
-	fenced := false
-	for _, e := range t.Status.Timeline {
-		switch e.Phase {
-		case v1alpha1.PhaseDetected:
-			fenced = false
-		case v1alpha1.PhaseFenced:
-			fenced = true
-		}
-	}
-	return fenced
-}
+// last Detected entry (v1alpha1's Takeover.FencedSinceDetection).
+func fencedSinceDetection(t *v1alpha1.Takeover) bool { return t.FencedSinceDetection() }
