@@ -66,7 +66,8 @@ func isObjectSchema(v map[string]any) bool {
 }
 
 // The config block of the chart's values.yaml sets every field, to the
-// controller's default (but for the namespace, which the chart fills in).
+// controller's default (but for the namespace, which the chart fills in:
+// namespace.name, else the release's).
 func TestValuesConfigIsTheDefault(t *testing.T) {
 	b, err := os.ReadFile("../../" + valuesFile)
 	if err != nil {
@@ -81,7 +82,13 @@ func TestValuesConfigIsTheDefault(t *testing.T) {
 	}
 	cfg := values.Config
 	cfg["apiVersion"], cfg["kind"] = config.APIVersion, config.Kind
-	cfg["leaderElection"].(map[string]any)["namespace"] = values.Namespace.Name
+	// namespace.name empty: the release's namespace, tkr-system with
+	// `helm install -n tkr-system` (the controller's default).
+	ns := values.Namespace.Name
+	if ns == "" {
+		ns = config.Default().LeaderElection.Namespace
+	}
+	cfg["leaderElection"].(map[string]any)["namespace"] = ns
 	file, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
