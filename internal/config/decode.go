@@ -288,6 +288,11 @@ func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) bool {
 		d.fail(k, path, "a key must be a name, not %s", describe(k))
 		return false
 	}
+	if k.Value == "" {
+		// A null or empty key ("? " alone, or ""): nothing to name.
+		d.fail(k, path, "a key must be a name, not an empty key")
+		return false
+	}
 	if first, dup := seen[k.Value]; dup {
 		d.fail(k, join(path, k.Value), "written twice (first on line %d)", first)
 		return false

@@ -25,6 +25,8 @@ func TestParseIsStrict(t *testing.T) {
 		{"misspelt key", head + "leaderElection: {leaseDuraton: 20s}\n",
 			[]string{`line 3: leaderElection: unknown field "leaseDuraton" (did you mean "leaseDuration"?)`}, 1},
 		{"duplicate key", head + "maxConcurrent: 3\nmaxConcurrent: 4\n", []string{`line 4: maxConcurrent: written twice (first on line 3)`}, 1},
+		{"empty key", head + "\"\": 3\n", []string{`line 3: a key must be a name, not an empty key`}, 1},
+		{"empty key in a class", head + "fencing: {classes: [{name: x, provider: none, ? }]}\n", []string{`line 3: fencing.classes[0]: a key must be a name, not an empty key`}, 1},
 		{"second document", head + "---\n" + head + "dryRun: true\n",
 			[]string{`line 3: a second YAML document`}, 1},
 		{"second empty document", head + "---\n# nothing\n", []string{`a second YAML document`}, 1},
