@@ -345,65 +345,47 @@ exec "$@"
 // (the images have no whiteouts), keeping modes and links.
 func unpack(t *testing.T, img v1.Image, dir string) {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
+	eachLayerEntry(t, img, func(h *tar.Header, r io.Reader) {
+		var err error
+		name := filepath.Clean(strings.TrimPrefix(h.Name, "./"))
+		if strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
+			t.Fatalf("layer entry %q leaves the root", h.Name)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
+		mode := os.FileMode(h.Mode).Perm()
+		if h.Mode&0o1000 != 0 {
+			mode |= os.ModeSticky
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			name := filepath.Clean(strings.TrimPrefix(h.Name, "./"))
-			if strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
-				t.Fatalf("layer entry %q leaves the root", h.Name)
-			}
-			p := filepath.Join(dir, name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			mode := os.FileMode(h.Mode).Perm()
-			if h.Mode&0o1000 != 0 {
-				mode |= os.ModeSticky
-			}
-			switch h.Typeflag {
-			case tar.TypeDir:
-				if err := os.MkdirAll(p, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				err = os.Chmod(p, mode)
-			case tar.TypeReg:
-				var f *os.File
-				if f, err = os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err == nil {
-					_, err = io.Copy(f, tr)
-					f.Close()
-				}
-				if err == nil {
-					err = os.Chmod(p, mode)
-				}
-			case tar.TypeSymlink:
-				err = os.Symlink(h.Linkname, p)
-			case tar.TypeLink:
-				err = os.Link(filepath.Join(dir, filepath.Clean(h.Linkname)), p)
-			default:
-				err = fmt.Errorf("unexpected tar type %c", h.Typeflag)
+			err = os.Chmod(p, mode)
+		case tar.TypeReg:
+			var f *os.File
+			if f, err = os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err == nil {
+				_, err = io.Copy(f, r)
+				f.Close()
 			}
 			if err == nil {
-				err = os.Lchown(p, h.Uid, h.Gid)
+				err = os.Chmod(p, mode)
 			}
-			if err != nil {
-				t.Fatalf("unpack %s: %v", h.Name, err)
-			}
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeLink:
+			err = os.Link(filepath.Join(dir, filepath.Clean(h.Linkname)), p)
+		default:
+			err = fmt.Errorf("unexpected tar type %c", h.Typeflag)
 		}
-		rc.Close()
-	}
+		if err == nil {
+			err = os.Lchown(p, h.Uid, h.Gid)
+		}
+		if err != nil {
+			t.Fatalf("unpack %s: %v", h.Name, err)
+		}
+	})
 }

@@ -339,12 +339,29 @@ func checkImage(t *testing.T, img v1.Image, arch, built string) {
 // layerFiles reads the image's flattened file system.
 func layerFiles(t *testing.T, img v1.Image) (map[string]*tar.Header, map[string][]byte) {
 	t.Helper()
+	files := map[string]*tar.Header{}
+	contents := map[string][]byte{}
+	eachLayerEntry(t, img, func(h *tar.Header, r io.Reader) {
+		n := strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")
+		files[n] = h
+		if h.Typeflag == tar.TypeReg {
+			var err error
+			if contents[n], err = io.ReadAll(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	return files, contents
+}
+
+// eachLayerEntry calls fn with every entry of the image's layers, in
+// order (the layer's reader positioned at the entry's content).
+func eachLayerEntry(t *testing.T, img v1.Image, fn func(h *tar.Header, r io.Reader)) {
+	t.Helper()
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]*tar.Header{}
-	contents := map[string][]byte{}
 	for _, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
@@ -359,17 +376,10 @@ func layerFiles(t *testing.T, img v1.Image) (map[string]*tar.Header, map[string]
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")
-			files[n] = h
-			if h.Typeflag == tar.TypeReg {
-				if contents[n], err = io.ReadAll(tr); err != nil {
-					t.Fatal(err)
-				}
-			}
+			fn(h, tr)
 		}
 		rc.Close()
 	}
-	return files, contents
 }
 
 func untar(t *testing.T, file, dir string) {
